@@ -1,0 +1,137 @@
+"""The exceptions of pallet.oci: one tree, raised by every module of the lib.
+
+Callers branch on the leaves; CLIs map the root to exit codes once.
+This module imports nothing from the rest of the lib.
+
+    OciError
+    ├── InvalidReference            a reference string breaks the grammar (.part names which part)
+    ├── InvalidDigest               a digest string is not algorithm:hex of the right length
+    ├── VerificationError           content does not match what was promised
+    │   ├── DigestMismatch          the bytes hash to another digest
+    │   └── SizeMismatch            more or fewer bytes than the descriptor's size
+    ├── ManifestError               a manifest, index or config cannot be used
+    │   ├── MalformedManifest       not JSON, or JSON that breaks the spec's schema
+    │   ├── UnsupportedMediaType    a media type the lib does not know
+    │   └── Schema1Unsupported      a Docker schema1 manifest (deprecated, refused)
+    ├── InvalidPlatform             an os/arch[/variant] string that cannot be parsed
+    ├── NoMatchingPlatform          an index holds no entry for the wanted platform
+    ├── RegistriesConfError         registries.conf cannot be read or is inconsistent
+    │   └── ShortNameError          a short name cannot be resolved under short-name-mode
+    └── LayoutError                 an OCI image layout on disk
+        ├── InvalidLayout           oci-layout or index.json missing or wrong
+        ├── BlobUnknown             a blob the layout does not hold
+        └── RefUnknown              a ref name the layout's index.json does not hold
+"""
+
+from __future__ import annotations
+
+
+class OciError(Exception):
+    """The root of every error raised by pallet.oci."""
+
+
+class InvalidReference(OciError, ValueError):
+    """A reference string breaks the docker/distribution grammar.
+
+    ``part`` names the part that is wrong ("name", "domain", "tag", "digest",
+    "path component", "length" or "format") so that messages can say it.
+    """
+
+    def __init__(self, reference: str, part: str, why: str) -> None:
+        self.reference = reference
+        self.part = part
+        self.why = why
+        super().__init__(f"invalid reference {reference!r}: {part}: {why}")
+
+
+class InvalidDigest(OciError, ValueError):
+    """A digest string is not ``algorithm:encoded`` in a supported algorithm."""
+
+    def __init__(self, value: str, why: str) -> None:
+        self.value = value
+        self.why = why
+        super().__init__(f"invalid digest {value!r}: {why}")
+
+
+class VerificationError(OciError):
+    """Content does not match the descriptor that promised it."""
+
+
+class DigestMismatch(VerificationError):
+    def __init__(self, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"digest mismatch: expected {expected}, got {actual}")
+
+
+class SizeMismatch(VerificationError):
+    def __init__(self, expected: int, actual: int, *, at_least: bool = False) -> None:
+        self.expected = expected
+        self.actual = actual
+        got = f"at least {actual}" if at_least else str(actual)
+        super().__init__(f"size mismatch: expected {expected} bytes, got {got}")
+
+
+class ManifestError(OciError):
+    """A manifest, index or image config cannot be used."""
+
+
+class MalformedManifest(ManifestError, ValueError):
+    """Not JSON, or JSON that breaks the schema of its media type."""
+
+
+class UnsupportedMediaType(ManifestError):
+    def __init__(self, media_type: str, context: str = "manifest") -> None:
+        self.media_type = media_type
+        super().__init__(f"unsupported {context} media type {media_type!r}")
+
+
+class Schema1Unsupported(ManifestError):
+    def __init__(self, media_type: str) -> None:
+        self.media_type = media_type
+        super().__init__(
+            f"Docker schema1 manifests ({media_type}) are deprecated and not supported: "
+            "push the image again with a current client to get a schema2 or OCI manifest"
+        )
+
+
+class InvalidPlatform(OciError, ValueError):
+    def __init__(self, value: str, why: str) -> None:
+        self.value = value
+        super().__init__(f"invalid platform {value!r}: {why}")
+
+
+class NoMatchingPlatform(OciError):
+    def __init__(self, wanted: str, available: list[str]) -> None:
+        self.wanted = wanted
+        self.available = available
+        have = ", ".join(available) if available else "none"
+        super().__init__(f"no image found for platform {wanted} (the index has: {have})")
+
+
+class RegistriesConfError(OciError):
+    """registries.conf (or a drop-in) cannot be read or is inconsistent."""
+
+
+class ShortNameError(RegistriesConfError):
+    """A short name cannot be resolved under the configured short-name-mode."""
+
+
+class LayoutError(OciError):
+    """An error about an OCI image layout directory."""
+
+
+class InvalidLayout(LayoutError):
+    pass
+
+
+class BlobUnknown(LayoutError):
+    def __init__(self, digest: str, where: str = "") -> None:
+        self.digest = digest
+        super().__init__(f"blob {digest} not found" + (f" in {where}" if where else ""))
+
+
+class RefUnknown(LayoutError):
+    def __init__(self, ref: str, where: str = "") -> None:
+        self.ref = ref
+        super().__init__(f"reference {ref!r} not found" + (f" in {where}" if where else ""))

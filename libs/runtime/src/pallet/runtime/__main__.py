@@ -1,0 +1,3 @@
+from pallet.runtime.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""pallet.storage (skeleton: filled by its own issue)."""
+
+__version__ = "0.1.0"

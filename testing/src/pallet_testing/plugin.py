@@ -1,0 +1,1 @@
+"""pytest fixtures shared by every package of the monorepo."""

@@ -1,0 +1,3 @@
+from pallet.build.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from pallet.run.cli import main
+
+raise SystemExit(main())

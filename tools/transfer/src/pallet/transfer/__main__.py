@@ -1,0 +1,3 @@
+from pallet.transfer.cli import main
+
+raise SystemExit(main())

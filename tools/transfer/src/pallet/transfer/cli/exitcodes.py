@@ -1,0 +1,8 @@
+"""Exit codes of pallet-transfer, as skopeo uses them."""
+
+SUCCESS = 0
+FAILURE = 1
+# skopeo exits 2 when the image asked for does not exist (inspect with --retry-times).
+IMAGE_NOT_FOUND = 2
+USAGE = 2
+INTERRUPTED = 130
