@@ -1,1 +1,157 @@
-"""pytest fixtures shared by every package of the monorepo."""
+"""pytest fixtures shared by every package of the monorepo (a pytest11 plugin).
+
+- ``registry``: the real registry on a free loopback port, plain HTTP
+- ``tls_registry``: the same with TLS (a CA made by the fixture) and basic auth
+- ``registry_factory``: more registries, stopped at the end of the test
+- ``test_images``: the deterministic busybox images of pallet_testing.images
+- ``rootless_user`` and ``rootless_tmp_path``: the unprivileged test user
+- ``skopeo``, ``podman``, ``buildah``, ``crun``: the real peers' paths
+
+A fixture whose requirement is missing skips with the reason. With
+PALLET_REQUIRE_ALL=1 (set by .ci/run) it fails instead, so CI cannot pass by
+skipping what it was meant to run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from pallet_testing import images
+from pallet_testing.registry import RegistryServer, RegistryUnavailable
+from pallet_testing.users import RootlessUnavailable, RootlessUser, ensure_rootless_user
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test for ``reason``, or fail it when everything is required."""
+    if os.environ.get("PALLET_REQUIRE_ALL") == "1":
+        pytest.fail(f"required but unavailable (PALLET_REQUIRE_ALL=1): {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _start(root: Path, **options: object) -> RegistryServer:
+    try:
+        return RegistryServer.start(root, **options)  # type: ignore[arg-type]
+    except RegistryUnavailable as exc:
+        unavailable(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = _start(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = _start(tmp_path_factory.mktemp("tls-registry"), tls=True, username="pallet", password=secrets.token_urlsafe(12))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator[Callable[..., RegistryServer]]:
+    started: list[RegistryServer] = []
+
+    def start(**options: object) -> RegistryServer:
+        server = _start(tmp_path / f"registry-{len(started)}", **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+class TestImages:
+    """The deterministic test images, built on first use."""
+
+    __test__ = False
+
+    @cached_property
+    def single_layer(self) -> images.TestImage:
+        return images.single_layer("gzip")
+
+    @cached_property
+    def single_layer_zstd(self) -> images.TestImage:
+        return images.single_layer("zstd")
+
+    @cached_property
+    def single_layer_uncompressed(self) -> images.TestImage:
+        return images.single_layer("none")
+
+    @cached_property
+    def multi_layer(self) -> images.TestImage:
+        return images.multi_layer("gzip")
+
+    @cached_property
+    def docker_schema2(self) -> images.TestImage:
+        return images.docker_schema2()
+
+    @cached_property
+    def two_platform_index(self) -> images.TestIndex:
+        return images.two_platform_index()
+
+
+@pytest.fixture(scope="session")
+def test_images() -> TestImages:
+    if not images.BUSYBOX.exists():
+        unavailable(f"{images.BUSYBOX} is missing (Debian package: busybox-static)")
+    return TestImages()
+
+
+@pytest.fixture(scope="session")
+def rootless_user() -> RootlessUser:
+    try:
+        return ensure_rootless_user()
+    except RootlessUnavailable as exc:
+        unavailable(str(exc))
+        raise
+
+
+@pytest.fixture
+def rootless_tmp_path(rootless_user: RootlessUser) -> Iterator[Path]:
+    """A temporary directory the rootless user owns (pytest's own is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="pallet-rootless-"))
+    path.chmod(0o755)
+    if os.geteuid() == 0:
+        os.chown(path, rootless_user.uid, rootless_user.gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _peer(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed (Debian package: {name})")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def skopeo() -> str:
+    return _peer("skopeo")
+
+
+@pytest.fixture(scope="session")
+def podman() -> str:
+    return _peer("podman")
+
+
+@pytest.fixture(scope="session")
+def buildah() -> str:
+    return _peer("buildah")
+
+
+@pytest.fixture(scope="session")
+def crun() -> str:
+    return _peer("crun")
