@@ -16,6 +16,8 @@ from pallet.build.cli import exitcodes
 from pallet.build.commands import COMMANDS
 
 PROG = "pallet-build"
+# A bare `pallet-build` prints help and succeeds, as buildah does.
+BARE_INVOCATION_PRINTS_HELP = True
 
 
 def _print_version(value: bool) -> None:
@@ -32,9 +34,12 @@ class App:
         try:
             self.typer_app(args=args, prog_name=PROG, standalone_mode=False)
         except click.NoArgsIsHelpError as exc:
-            # a bare `pallet-build` prints help, as buildah does, and succeeds
-            typer.echo(exc.ctx.get_help() if exc.ctx else "")
-            return exitcodes.SUCCESS
+            if BARE_INVOCATION_PRINTS_HELP:
+                typer.echo(exc.ctx.get_help() if exc.ctx else "")
+                return exitcodes.SUCCESS
+            typer.echo(f"Error: missing command '{PROG} COMMAND'", err=True)
+            typer.echo(f"Try '{PROG} --help' for more information.", err=True)
+            return exitcodes.USAGE
         except click.UsageError as exc:
             typer.echo(f"Error: {exc.format_message()}", err=True)
             if exc.ctx is not None:

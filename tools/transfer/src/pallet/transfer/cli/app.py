@@ -16,6 +16,8 @@ from pallet.transfer.cli import exitcodes
 from pallet.transfer.commands import COMMANDS
 
 PROG = "pallet-transfer"
+# A bare `pallet-transfer` is an error, as it is for skopeo and podman.
+BARE_INVOCATION_PRINTS_HELP = False
 
 
 def _print_version(value: bool) -> None:
@@ -32,9 +34,12 @@ class App:
         try:
             self.typer_app(args=args, prog_name=PROG, standalone_mode=False)
         except click.NoArgsIsHelpError as exc:
-            # a bare `pallet-transfer` prints help, as skopeo does, and succeeds
-            typer.echo(exc.ctx.get_help() if exc.ctx else "")
-            return exitcodes.SUCCESS
+            if BARE_INVOCATION_PRINTS_HELP:
+                typer.echo(exc.ctx.get_help() if exc.ctx else "")
+                return exitcodes.SUCCESS
+            typer.echo(f"Error: missing command '{PROG} COMMAND'", err=True)
+            typer.echo(f"Try '{PROG} --help' for more information.", err=True)
+            return exitcodes.USAGE
         except click.UsageError as exc:
             typer.echo(f"Error: {exc.format_message()}", err=True)
             if exc.ctx is not None:

@@ -4,5 +4,5 @@ SUCCESS = 0
 FAILURE = 1
 # skopeo exits 2 when the image asked for does not exist (inspect with --retry-times).
 IMAGE_NOT_FOUND = 2
-USAGE = 2
+USAGE = 1  # skopeo exits 1 on a bad flag or a missing command
 INTERRUPTED = 130
