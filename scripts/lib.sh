@@ -62,6 +62,6 @@ make_venv() {
 install_python() {
     make_venv
     echo "== installing the Pallet packages into $VENV"
-    (cd "$REPO" && "$VENV/bin/uv" pip install --python "$VENV" -q -c constraints.txt \
+    (cd "$REPO" && "$VENV/bin/uv" pip install --python "$VENV" -q --compile-bytecode -c constraints.txt \
         -e libs/oci -e libs/storage -e libs/runtime -e tools/run -e tools/transfer -e tools/build "$@")
 }

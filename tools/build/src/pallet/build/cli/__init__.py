@@ -11,6 +11,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run pallet-build and return its exit status; errors become one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if args in (["--version"], ["-v"]):
+        # answered before typer is imported: scripts call this often
+        from pallet.build import __version__
+
+        print(f"pallet-build version {__version__}")
+        return exitcodes.SUCCESS
     try:
         from pallet.build.cli.app import build_app
 
