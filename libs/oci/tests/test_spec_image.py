@@ -91,7 +91,7 @@ def test_config_fields() -> None:
 def test_models_are_frozen() -> None:
     manifest = ImageManifest.model_validate(load("oci-manifest.json"))
     with pytest.raises(ValidationError):
-        manifest.layers = ()  # type: ignore[misc]
+        manifest.layers = ()
     assert isinstance(manifest.layers, tuple)
 
 

@@ -18,7 +18,8 @@ caller declares (Content-Type header, descriptor), the body's ``mediaType``,
 the body's shape. It raises (all ``ManifestError``):
 
 - ``Schema1Unsupported`` for Docker schema1, declared or sniffed;
-- ``UnsupportedMediaType`` for a media type that is not a manifest or index;
+- ``UnsupportedMediaType`` for a media type that is not a manifest or index
+  (a declared one is judged before it is compared with the body's);
 - ``MalformedManifest`` for bytes that are not UTF-8 JSON objects, duplicate
   keys, JSON breaking the schema (the message names the field, e.g.
   ``manifest: layers[0].digest: invalid digest 'sha256:zz': ...``), a body
@@ -38,9 +39,9 @@ from pydantic import ValidationError
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.errors import MalformedManifest, Schema1Unsupported, UnsupportedMediaType
-from pallet.oci.spec._base import SpecModel, describe_validation_error
+from pallet.oci.spec._base import Annotations, SpecModel, describe_validation_error
 from pallet.oci.spec.docker import DockerImageConfig, DockerManifest, DockerManifestList
-from pallet.oci.spec.image import Annotations, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform
+from pallet.oci.spec.image import Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform
 
 __all__ = [
     "AnyConfig",
@@ -167,16 +168,12 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> ParsedManifest[
     document = _load_json_object(raw, "manifest")
     body_type = _body_media_type(document, "manifest")
     declared = _declared_media_type(media_type)
+    effective = declared or body_type or _sniff_media_type(document)
+    model_class = _model_for(effective)
     if declared is not None and body_type is not None and declared != body_type:
         raise MalformedManifest(
             f"manifest: declared media type {declared!r} but the body's mediaType is {body_type!r}"
         )
-    effective = declared or body_type or _sniff_media_type(document)
-    if mediatypes.is_schema1(effective):
-        raise Schema1Unsupported(effective)
-    model_class = _MANIFEST_MODELS.get(effective)
-    if model_class is None:
-        raise UnsupportedMediaType(effective)
     _refuse_foreign_fields(document, effective)
     model: AnyManifest = _validate(model_class, document, "manifest")  # type: ignore[assignment]
     return ParsedManifest(raw, effective, model)
@@ -220,6 +217,15 @@ def parse_config(raw: bytes, media_type: str | None = None) -> ParsedConfig[AnyC
     document = _load_json_object(raw, "config")
     model: AnyConfig = _validate(model_class, document, "config")  # type: ignore[assignment]
     return ParsedConfig(raw, effective, model)
+
+
+def _model_for(media_type: str) -> type[SpecModel]:
+    if mediatypes.is_schema1(media_type):
+        raise Schema1Unsupported(media_type)
+    model_class = _MANIFEST_MODELS.get(media_type)
+    if model_class is None:
+        raise UnsupportedMediaType(media_type)
+    return model_class
 
 
 def _declared_media_type(media_type: str | None) -> str | None:

@@ -1,34 +1,51 @@
-"""The spec types of pallet.oci (pydantic models; importing this imports pydantic).
+"""The spec types of pallet.oci (pydantic models).
 
 - ``pallet.oci.spec.image``: OCI image-spec 1.1 (Descriptor, Platform,
-  ImageManifest, ImageIndex, ImageConfig...);
-- ``pallet.oci.spec.docker``: Docker image manifest v2 schema 2 (DockerManifest,
-  DockerManifestList, DockerImageConfig);
-- ``pallet.oci.spec.runtime``: OCI runtime-spec 1.1 ``config.json`` (RuntimeConfig...).
+  ImageManifest, ImageIndex, ImageConfig, ExecutionConfig, RootFS, History);
+- ``pallet.oci.spec.docker``: Docker image manifest v2 schema 2
+  (DockerManifest, DockerManifestList, DockerImageConfig);
+- ``pallet.oci.spec.runtime``: OCI runtime-spec 1.1 ``config.json``
+  (RuntimeConfig, Process, Mount, Hooks...; the ``linux`` object's models are
+  in ``pallet.oci.spec.runtime_linux`` and re-exported by ``runtime``).
 
-The most used names are re-exported here.
+The names below are re-exported lazily: importing one submodule does not
+build the models of the others.
 """
 
 from __future__ import annotations
 
-from pallet.oci.spec.image import (
-    Descriptor,
-    ExecutionConfig,
-    History,
-    ImageConfig,
-    ImageIndex,
-    ImageManifest,
-    Platform,
-    RootFS,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "Descriptor",
-    "ExecutionConfig",
-    "History",
-    "ImageConfig",
-    "ImageIndex",
-    "ImageManifest",
-    "Platform",
-    "RootFS",
-]
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "Descriptor": "image",
+    "ExecutionConfig": "image",
+    "History": "image",
+    "ImageConfig": "image",
+    "ImageIndex": "image",
+    "ImageManifest": "image",
+    "Platform": "image",
+    "RootFS": "image",
+    "DockerContainerConfig": "docker",
+    "DockerImageConfig": "docker",
+    "DockerManifest": "docker",
+    "DockerManifestList": "docker",
+    "RuntimeConfig": "runtime",
+    "parse_runtime_config": "runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pallet.oci.spec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pallet.oci.spec.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

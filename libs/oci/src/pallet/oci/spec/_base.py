@@ -85,6 +85,8 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif part == "[key]":
+            text += " (key)"
         else:
             text += f".{part}" if text else str(part)
     return text or "(document)"
@@ -96,9 +98,10 @@ def _reason(item: Any) -> str:
     if item.get("type") == "value_error" and isinstance(cause, Exception):
         return str(cause)
     message = str(item.get("msg", "invalid"))
+    message = message[:1].lower() + message[1:]
     if item.get("type") in {"missing", "extra_forbidden"}:
-        return message.lower()
-    return f"{message.lower()} (got {_short(item.get('input'))})"
+        return message
+    return f"{message} (got {_short(item.get('input'))})"
 
 
 def _short(value: object) -> str:
