@@ -31,10 +31,11 @@ from hypothesis import strategies as st
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest, VerifyingReader
 from pallet.oci.errors import (
+    BlobInUse,
     BlobUnknown,
     DigestMismatch,
     InvalidLayout,
-    InvalidReference,
+    InvalidRefName,
     LayoutError,
     RefUnknown,
     Schema1Unsupported,
@@ -464,7 +465,7 @@ def test_delete_blob_is_idempotent_and_spares_referenced_blobs(layout: OciLayout
     stray = layout.put_blob(b"stray").digest
     assert layout.delete_blob(stray) is True
     assert layout.delete_blob(stray) is False
-    with pytest.raises(LayoutError, match="still referenced"):
+    with pytest.raises(BlobInUse, match="still referenced"):
         layout.delete_blob(sha256(hello.layers[0]))
     assert layout.has_blob(sha256(hello.layers[0]))
 
@@ -603,7 +604,7 @@ def test_a_non_distributable_layer_with_urls_may_be_absent(layout: OciLayout, he
 @pytest.mark.parametrize("name", ["", "a b", "-lead", "trail-", "a//b", "a/", "é", "a---b", "tag!"])
 def test_invalid_ref_names_are_refused(layout: OciLayout, hello: Image, name: str) -> None:
     put_image(layout, hello)
-    with pytest.raises(InvalidReference, match="ref name"):
+    with pytest.raises(InvalidRefName, match="ref name"):
         layout.add_manifest(hello.descriptor, name)
     assert layout.manifests() == ()
 

@@ -20,6 +20,8 @@ This module imports nothing from the rest of the lib.
     └── LayoutError                 an OCI image layout on disk
         ├── InvalidLayout           oci-layout or index.json missing or wrong
         ├── BlobUnknown             a blob the layout does not hold
+        ├── BlobInUse               a blob an image of the layout still needs
+        ├── InvalidRefName          a ref name that breaks the image-spec grammar
         └── RefUnknown              a ref name the layout's index.json does not hold
 """
 
@@ -129,6 +131,18 @@ class BlobUnknown(LayoutError):
     def __init__(self, digest: str, where: str = "") -> None:
         self.digest = digest
         super().__init__(f"blob {digest} not found" + (f" in {where}" if where else ""))
+
+
+class BlobInUse(LayoutError):
+    def __init__(self, digest: str, where: str) -> None:
+        self.digest = digest
+        super().__init__(f"blob {digest} is still referenced from {where}")
+
+
+class InvalidRefName(LayoutError, ValueError):
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        super().__init__(f"invalid ref name {name!r}: {why}")
 
 
 class RefUnknown(LayoutError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
-from pallet.oci.errors import InvalidLayout, InvalidReference, ManifestError
+from pallet.oci.errors import InvalidLayout, InvalidRefName, ManifestError
 from pallet.oci.manifest import parse_index
 from pallet.oci.spec.image import Descriptor, ImageIndex
 
@@ -55,11 +55,10 @@ def is_valid_ref_name(name: str) -> bool:
 
 
 def check_ref_name(name: str) -> None:
-    """Raise InvalidReference (part "ref name") unless ``name`` follows the spec's grammar."""
+    """Raise InvalidRefName unless ``name`` follows the spec's grammar."""
     if not is_valid_ref_name(name):
-        raise InvalidReference(
+        raise InvalidRefName(
             name,
-            "ref name",
             "an OCI ref name is components of [A-Za-z0-9] joined by one of -._:@+ or --, separated by /",
         )
 

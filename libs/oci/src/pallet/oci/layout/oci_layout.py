@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pallet.oci.digest import Digest
-from pallet.oci.errors import BlobUnknown, InvalidLayout, LayoutError, RefUnknown, UnsupportedMediaType
+from pallet.oci.errors import BlobInUse, BlobUnknown, InvalidLayout, LayoutError, RefUnknown, UnsupportedMediaType
 from pallet.oci.layout import graph
 from pallet.oci.layout._files import (
     TEMP_DIR_NAME,
@@ -183,13 +183,13 @@ class OciLayout:
     def delete_blob(self, digest: Digest | str) -> bool:
         """Remove a blob nothing in ``index.json`` reaches; True if it was there (idempotent).
 
-        Refuses (LayoutError) a blob an image of the layout still needs:
+        Refuses (BlobInUse) a blob an image of the layout still needs:
         remove the ref first, or use ``gc``.
         """
         parsed = as_digest(digest)
         with self._lock("delete blob"):
             if parsed in graph.reachable(self.index().index.manifests, self._blobs):
-                raise LayoutError(f"blob {parsed} is still referenced from {self.root}/index.json")
+                raise BlobInUse(str(parsed), f"{self.root}/index.json")
             return self._blobs.delete(parsed) is not None
 
     def blobs(self) -> list[Digest]:
@@ -217,7 +217,7 @@ class OciLayout:
         """Add an image (manifest or index) to ``index.json``, named ``ref_name``; returns the entry written.
 
         ``ref_name`` defaults to the descriptor's own ``ref.name`` annotation;
-        it must follow the spec's grammar (InvalidReference). The name moves:
+        it must follow the spec's grammar (InvalidRefName). The name moves:
         an entry that had it loses it (see ``index.py``). Raises BlobUnknown
         unless the layout holds the manifest and, recursively, every blob it
         needs; the manifest itself is verified against the descriptor.
