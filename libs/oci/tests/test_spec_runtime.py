@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pallet.oci.errors import MalformedManifest
+from pallet.oci.errors import InvalidRuntimeConfig
 from pallet.oci.spec.runtime import (
     IDMapping,
     Linux,
@@ -193,7 +193,7 @@ _DELETE = object()
     ],
 )  # fmt: skip
 def test_invalid_configs_are_refused_with_the_field_named(path: str, value: Any, message: str) -> None:
-    with pytest.raises(MalformedManifest) as caught:
+    with pytest.raises(InvalidRuntimeConfig) as caught:
         parse_runtime_config(changed(path, value))
     assert str(caught.value).startswith("config.json: ")
     assert message in str(caught.value)
@@ -201,5 +201,5 @@ def test_invalid_configs_are_refused_with_the_field_named(path: str, value: Any,
 
 @pytest.mark.parametrize(("data", "message"), [(b"{", "not valid JSON"), (b"[1]", "expected a JSON object")])
 def test_non_json_is_refused(data: bytes, message: str) -> None:
-    with pytest.raises(MalformedManifest, match=message):
+    with pytest.raises(InvalidRuntimeConfig, match=message):
         parse_runtime_config(data)

@@ -13,6 +13,7 @@ This module imports nothing from the rest of the lib.
     │   ├── MalformedManifest       not JSON, or JSON that breaks the spec's schema
     │   ├── UnsupportedMediaType    a media type the lib does not know
     │   └── Schema1Unsupported      a Docker schema1 manifest (deprecated, refused)
+    ├── InvalidRuntimeConfig        a runtime-spec config.json that is not JSON or breaks the schema
     ├── InvalidPlatform             an os/arch[/variant] string that cannot be parsed
     ├── NoMatchingPlatform          an index holds no entry for the wanted platform
     ├── RegistriesConfError         registries.conf cannot be read or is inconsistent
@@ -95,6 +96,10 @@ class Schema1Unsupported(ManifestError):
             f"Docker schema1 manifests ({media_type}) are deprecated and not supported: "
             "push the image again with a current client to get a schema2 or OCI manifest"
         )
+
+
+class InvalidRuntimeConfig(OciError, ValueError):
+    """A runtime-spec ``config.json`` that is not JSON or breaks the schema."""
 
 
 class InvalidPlatform(OciError, ValueError):

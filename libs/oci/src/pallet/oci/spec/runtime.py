@@ -22,7 +22,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from pallet.oci.errors import MalformedManifest
+from pallet.oci.errors import InvalidRuntimeConfig
 from pallet.oci.spec._base import describe_validation_error
 from pallet.oci.spec._runtime_base import RuntimeModel, Uint32, Uint64, require_absolute
 from pallet.oci.spec.runtime_linux import (
@@ -241,15 +241,15 @@ class RuntimeConfig(RuntimeModel):
 
 
 def parse_runtime_config(raw: bytes) -> RuntimeConfig:
-    """Parse a ``config.json``; raises ``MalformedManifest`` (message ``config.json: ...``)
+    """Parse a ``config.json``; raises ``InvalidRuntimeConfig`` (message ``config.json: ...``)
     for bytes that are not a JSON object or break the schema."""
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        raise MalformedManifest(f"config.json: not valid JSON: {error}") from None
+        raise InvalidRuntimeConfig(f"config.json: not valid JSON: {error}") from None
     if not isinstance(document, dict):
-        raise MalformedManifest(f"config.json: expected a JSON object, got {type(document).__name__}")
+        raise InvalidRuntimeConfig(f"config.json: expected a JSON object, got {type(document).__name__}")
     try:
         return RuntimeConfig.model_validate(document)
     except ValidationError as error:
-        raise MalformedManifest(describe_validation_error(error, "config.json")) from None
+        raise InvalidRuntimeConfig(describe_validation_error(error, "config.json")) from None
