@@ -33,6 +33,14 @@ class OciError(Exception):
     """The root of every error raised by pallet.oci."""
 
 
+_MAX_SHOWN = 200  # user input quoted in a message is cut to this many characters
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut short: hostile input must not make huge messages."""
+    return repr(text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "...")
+
+
 class InvalidReference(OciError, ValueError):
     """A reference string breaks the docker/distribution grammar.
 
@@ -44,7 +52,7 @@ class InvalidReference(OciError, ValueError):
         self.reference = reference
         self.part = part
         self.why = why
-        super().__init__(f"invalid reference {reference!r}: {part}: {why}")
+        super().__init__(f"invalid reference {_shown(reference)}: {part}: {why}")
 
 
 class InvalidDigest(OciError, ValueError):
@@ -53,7 +61,7 @@ class InvalidDigest(OciError, ValueError):
     def __init__(self, value: str, why: str) -> None:
         self.value = value
         self.why = why
-        super().__init__(f"invalid digest {value!r}: {why}")
+        super().__init__(f"invalid digest {_shown(value)}: {why}")
 
 
 class VerificationError(OciError):
@@ -105,7 +113,7 @@ class InvalidRuntimeConfig(OciError, ValueError):
 class InvalidPlatform(OciError, ValueError):
     def __init__(self, value: str, why: str) -> None:
         self.value = value
-        super().__init__(f"invalid platform {value!r}: {why}")
+        super().__init__(f"invalid platform {_shown(value)}: {why}")
 
 
 class NoMatchingPlatform(OciError):
@@ -147,7 +155,7 @@ class BlobInUse(LayoutError):
 class InvalidRefName(LayoutError, ValueError):
     def __init__(self, name: str, why: str) -> None:
         self.name = name
-        super().__init__(f"invalid ref name {name!r}: {why}")
+        super().__init__(f"invalid ref name {_shown(name)}: {why}")
 
 
 class RefUnknown(LayoutError):
