@@ -7,8 +7,7 @@ stays cheap: pydantic is imported only when a spec type is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pallet.oci._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -75,14 +74,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pallet.oci' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pallet.oci.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -14,8 +14,7 @@ build the models of the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pallet.oci._lazy import lazy_exports
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -38,14 +37,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pallet.oci.spec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pallet.oci.spec.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
