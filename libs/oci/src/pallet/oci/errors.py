@@ -3,7 +3,8 @@
 Callers branch on the leaves; CLIs map the root to exit codes once.
 This module imports nothing from the rest of the lib.
 
-    OciError
+    OciError                        .temporary: True when trying again may succeed
+    ├── ImageNotFound               the image named does not exist where it was looked (skopeo exits 2)
     ├── InvalidReference            a reference string breaks the grammar (.part names which part)
     ├── InvalidDigest               a digest string is not algorithm:hex of the right length
     ├── VerificationError           content does not match what was promised
@@ -18,12 +19,29 @@ This module imports nothing from the rest of the lib.
     ├── NoMatchingPlatform          an index holds no entry for the wanted platform
     ├── RegistriesConfError         registries.conf cannot be read or is inconsistent
     │   └── ShortNameError          a short name cannot be resolved under short-name-mode
-    └── LayoutError                 an OCI image layout on disk
-        ├── InvalidLayout           oci-layout or index.json missing or wrong
-        ├── BlobUnknown             a blob the layout does not hold
-        ├── BlobInUse               a blob an image of the layout still needs
-        ├── InvalidRefName          a ref name that breaks the image-spec grammar
-        └── RefUnknown              a ref name the layout's index.json does not hold
+    ├── LayoutError                 an OCI image layout on disk
+    │   ├── InvalidLayout           oci-layout or index.json missing or wrong
+    │   ├── BlobUnknown             a blob the layout does not hold
+    │   ├── BlobInUse               a blob an image of the layout still needs
+    │   ├── InvalidRefName          a ref name that breaks the image-spec grammar
+    │   └── RefUnknown              a ref name the layout's index.json does not hold (also ImageNotFound)
+    ├── RegistryError               a registry answered with an error (.status, .codes, .detail)
+    │   ├── Unauthorized            401: no credentials, or wrong ones
+    │   ├── Denied                  403: the credentials may not do this
+    │   ├── ManifestUnknown         the manifest (tag or digest) is not there (also ImageNotFound)
+    │   ├── NameUnknown             the repository is not there (also ImageNotFound)
+    │   ├── RemoteBlobUnknown       a blob the registry does not hold
+    │   ├── TooManyRequests         429 (temporary)
+    │   └── ServerError             5xx (temporary)
+    ├── RegistryUnreachable         no HTTP answer: refused, reset, timed out, TLS failure (.temporary)
+    ├── CredentialsError            auth.json unreadable or wrong, a credential helper failed
+    ├── TransportError              an image transport cannot do what was asked
+    │   ├── UnknownTransport        "NAME:" names no registered transport
+    │   ├── InvalidImageName        the text after "NAME:" is wrong for that transport
+    │   ├── UnsupportedOperation    the transport cannot do this (delete on an archive, ...)
+    │   └── ManifestTypeRejected    a destination refuses this manifest type (copy tries another)
+    ├── ConversionError             an image cannot be converted as asked (--preserve-digests, format)
+    └── PolicyRejected              policy.json refuses the image
 """
 
 from __future__ import annotations
@@ -31,6 +49,17 @@ from __future__ import annotations
 
 class OciError(Exception):
     """The root of every error raised by pallet.oci."""
+
+    #: True when the same operation may succeed if tried again (retry with backoff).
+    temporary: bool = False
+
+
+class ImageNotFound(OciError):
+    """The image named does not exist where it was looked for.
+
+    Raised (as a mixin of a more specific class) by every transport, so that a
+    CLI can exit as skopeo does (2) without knowing which transport it used.
+    """
 
 
 _MAX_SHOWN = 200  # user input quoted in a message is cut to this many characters
@@ -158,7 +187,99 @@ class InvalidRefName(LayoutError, ValueError):
         super().__init__(f"invalid ref name {_shown(name)}: {why}")
 
 
-class RefUnknown(LayoutError):
+class RefUnknown(LayoutError, ImageNotFound):
     def __init__(self, ref: str, where: str = "") -> None:
         self.ref = ref
         super().__init__(f"reference {ref!r} not found" + (f" in {where}" if where else ""))
+
+
+class RegistryError(OciError):
+    """A registry answered with an error.
+
+    ``status`` is the HTTP status; ``codes`` the distribution-spec error codes
+    of the body (``MANIFEST_UNKNOWN``, ``DENIED``...), ``detail`` their messages.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, codes: tuple[str, ...] = (), detail: str = "") -> None:
+        self.status = status
+        self.codes = codes
+        self.detail = detail
+        super().__init__(message)
+
+
+class Unauthorized(RegistryError):
+    pass
+
+
+class Denied(RegistryError):
+    pass
+
+
+class ManifestUnknown(RegistryError, ImageNotFound):
+    pass
+
+
+class NameUnknown(RegistryError, ImageNotFound):
+    pass
+
+
+class RemoteBlobUnknown(RegistryError):
+    pass
+
+
+class TooManyRequests(RegistryError):
+    temporary = True
+
+
+class ServerError(RegistryError):
+    temporary = True
+
+
+class RegistryUnreachable(OciError):
+    """No HTTP answer: connection refused or reset, timeout, DNS or TLS failure."""
+
+    def __init__(self, message: str, *, temporary: bool = True) -> None:
+        self.temporary = temporary
+        super().__init__(message)
+
+
+class CredentialsError(OciError):
+    """auth.json cannot be read or written, or a credential helper failed."""
+
+
+class TransportError(OciError):
+    """An image transport cannot do what was asked."""
+
+
+class UnknownTransport(TransportError, ValueError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        super().__init__(f"unknown transport {_shown(name)} (known: {', '.join(sorted(known))})")
+
+
+class InvalidImageName(TransportError, ValueError):
+    def __init__(self, transport: str, text: str, why: str) -> None:
+        self.transport = transport
+        self.text = text
+        super().__init__(f"invalid image name {_shown(f'{transport}:{text}')}: {why}")
+
+
+class UnsupportedOperation(TransportError):
+    pass
+
+
+class ManifestTypeRejected(TransportError):
+    """A destination refuses a manifest type; the copy engine may convert and try another."""
+
+    def __init__(self, media_type: str, accepted: tuple[str, ...], why: str = "") -> None:
+        self.media_type = media_type
+        self.accepted = accepted
+        super().__init__(f"manifest type {media_type} rejected" + (f": {why}" if why else ""))
+
+
+class ConversionError(OciError):
+    """An image cannot be converted as asked (e.g. with --preserve-digests)."""
+
+
+class PolicyRejected(OciError):
+    """The signature policy (policy.json) refuses the image."""
