@@ -1,0 +1,68 @@
+"""Image transports: ``docker://``, ``oci:``, ``oci-archive:``, ``dir:``,
+``docker-archive:``, and whatever other distributions register.
+
+``default_transports()`` returns a ``Transports`` table with the built-in
+transports and those of the ``pallet.oci.transports`` entry-point group
+(``containers-storage`` from pallet-storage). Each transport's module is
+imported only when that transport is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from pallet.oci.transports.base import (
+    BlobInfo,
+    ImageDestination,
+    ImageReference,
+    ImageSource,
+    ImageTransport,
+    SystemContext,
+    Transports,
+)
+
+ENTRY_POINT_GROUP = "pallet.oci.transports"
+
+# transport name -> module defining TRANSPORT
+BUILTIN_TRANSPORTS = {
+    "docker": "pallet.oci.transports.docker",
+    "oci": "pallet.oci.transports.oci_layout",
+    "oci-archive": "pallet.oci.transports.oci_archive",
+    "dir": "pallet.oci.transports.directory",
+    "docker-archive": "pallet.oci.transports.docker_archive",
+}
+
+
+def _module_loader(module: str) -> Callable[[], ImageTransport]:
+    def load() -> ImageTransport:
+        transport: ImageTransport = importlib.import_module(module).TRANSPORT
+        return transport
+
+    return load
+
+
+def default_transports(*, plugins: bool = True) -> Transports:
+    """A table of the built-in transports, plus the entry-point ones when ``plugins``."""
+    table = Transports()
+    for name, module in BUILTIN_TRANSPORTS.items():
+        table.register(name, _module_loader(module))
+    if plugins:
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            table.register(entry.name, entry.load)
+    return table
+
+
+__all__ = [
+    "BUILTIN_TRANSPORTS",
+    "ENTRY_POINT_GROUP",
+    "BlobInfo",
+    "ImageDestination",
+    "ImageReference",
+    "ImageSource",
+    "ImageTransport",
+    "SystemContext",
+    "Transports",
+    "default_transports",
+]
