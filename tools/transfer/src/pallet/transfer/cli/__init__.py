@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"Error: {_describe(exc)}", file=sys.stderr)
-        return exitcodes.FAILURE
+        return exitcodes.for_exception(exc)
 
 
 def _describe(exc: BaseException) -> str:

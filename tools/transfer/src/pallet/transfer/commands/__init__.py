@@ -1,8 +1,11 @@
 """One module per subcommand of pallet-transfer.
 
 COMMANDS maps a subcommand's name to the module that defines it (a function
-named ``command``) and a one-line summary; cli.app registers them. The table
-is empty until the issues that bring the subcommands.
+named ``command``) and a one-line summary; cli.app registers them. Command
+modules import only typer at module level: the libraries they call are
+imported inside the command, so start-up stays light.
 """
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "manifest-digest": ("manifest_digest", "Compute a manifest digest of a file"),
+}
