@@ -17,7 +17,7 @@ import posixpath
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -110,8 +110,10 @@ def check_manifest_digest(raw: bytes, instance_digest: Digest) -> None:
     verify_bytes(raw, instance_digest)
 
 
-def write_verified(stream: BinaryIO, info: BlobInfo, final_path: Path, temp_dir: Path) -> BlobInfo:
-    """Copy ``stream`` to ``final_path`` atomically, checking it against ``info`` while it streams.
+def write_verified(
+    stream: BinaryIO, info: BlobInfo, temp_dir: Path, final_path: Callable[[Digest], Path]
+) -> BlobInfo:
+    """Copy ``stream`` to ``final_path(digest)`` atomically, checking it against ``info`` while it streams.
 
     The bytes go to a temp file in ``temp_dir`` (same filesystem), are
     checked (SizeMismatch as soon as too many bytes came; SizeMismatch or
@@ -134,7 +136,7 @@ def write_verified(stream: BinaryIO, info: BlobInfo, final_path: Path, temp_dir:
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp_name, 0o644)
-        os.replace(temp_name, final_path)
+        os.replace(temp_name, final_path(digester.digest()))
         published = True
     finally:
         if not published:
