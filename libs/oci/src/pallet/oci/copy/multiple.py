@@ -1,0 +1,98 @@
+"""Copying an index (OCI index or Docker manifest list): containers/image's ``copy/multiple.go``.
+
+- ``"all"``: every child image is copied through the single-image path
+  (blobs of all children first), then each child manifest is put with its
+  ``instance_digest``, then the index, rewritten to point at the children
+  as written when any of them changed (or converted in type);
+- ``"index-only"``: the index alone, children untouched (a registry accepts
+  an index whose children are absent); its type may still be converted.
+
+``--multi-arch system`` does not come here: the engine picks one child and
+copies it as a single image.
+"""
+
+from __future__ import annotations
+
+from pallet.oci.copy.manifest_convert import Family, build_index, family_of, manifest_type_candidates
+from pallet.oci.copy.result import BlobOutcome, CopyResult
+from pallet.oci.copy.session import CopySession
+from pallet.oci.copy.single import PreparedImage, prepare_image, write_manifest
+from pallet.oci.digest import Digest, verify_bytes
+from pallet.oci.errors import ConversionError, ManifestTypeRejected, UnsupportedMediaType
+from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_manifest
+from pallet.oci.spec.docker import DockerManifestList
+from pallet.oci.spec.image import Descriptor, ImageIndex
+
+
+def copy_index(session: CopySession, index: ParsedManifest[AnyManifest]) -> CopyResult:
+    """Copy ``index`` as ``session.options.multi_arch`` says ("all" or "index-only")."""
+    model = index.model
+    assert isinstance(model, (ImageIndex, DockerManifestList))
+    options = session.options
+    candidates = manifest_type_candidates(
+        index.media_type, session.dest.supported_manifest_types(), options.format, preserve_digests=options.preserve_digests
+    )
+    signatures = [] if options.remove_signatures else session.source.get_signatures(None)
+    if options.multi_arch == "index-only":
+        written = _write_index(session, index, candidates, {}, signatures)
+        return CopyResult(written.digest, written.media_type, written.raw, ())
+    children_family = _children_family(index.media_type, candidates[0], options.format)
+    prepared = [_prepare_child(session, entry, children_family) for entry in model.manifests]
+    new_children: dict[Digest, Descriptor] = {}
+    outcomes: list[BlobOutcome] = []
+    for entry, image in zip(model.manifests, prepared):
+        manifest, blobs = write_manifest(session, image, instance=True)
+        new_children[entry.digest] = manifest.descriptor()
+        outcomes.extend(blobs)
+    if options.preserve_digests and any(new.digest != old for old, new in new_children.items()):
+        raise ConversionError("--preserve-digests: a child manifest would change, and with it the index's digest")
+    same_family = [t for t in candidates if family_of(t) == children_family] or candidates
+    written = _write_index(session, index, same_family, new_children, signatures)
+    instances = tuple(new_children[entry.digest].digest for entry in model.manifests)
+    return CopyResult(written.digest, written.media_type, written.raw, tuple(outcomes), instances)
+
+
+def _children_family(source_type: str, index_type: str, forced: Family | None) -> Family | None:
+    """The family children must be converted to: the forced one, or the index's when the index converts."""
+    if forced is not None:
+        return forced
+    return family_of(index_type) if index_type != source_type else None
+
+
+def _prepare_child(session: CopySession, entry: Descriptor, family: Family | None) -> PreparedImage:
+    raw, media_type = session.source.get_manifest(entry.digest)
+    verify_bytes(raw, entry.digest, entry.size)
+    child = parse_manifest(raw, media_type or entry.media_type)
+    if child.is_index:
+        raise UnsupportedMediaType(child.media_type, context="index entry (nested indexes are not copied)")
+    return prepare_image(session, child, instance_digest=entry.digest, forced_family=family)
+
+
+def _write_index(
+    session: CopySession,
+    index: ParsedManifest[AnyManifest],
+    candidates: list[str],
+    children: dict[Digest, Descriptor],
+    signatures: list[bytes],
+) -> ParsedManifest[AnyManifest]:
+    """Put the first acceptable form of the index, then its signatures."""
+    rejected: ManifestTypeRejected | None = None
+    for candidate in candidates:
+        written = build_index(index, candidate, children)
+        if written.digest != index.digest and (session.options.preserve_digests or signatures):
+            why = "--preserve-digests" if session.options.preserve_digests else "the source's signatures (use --remove-signatures)"
+            raise ConversionError(f"{why}: the index would have to be rewritten, changing its digest")
+        try:
+            session.dest.put_manifest(written.raw, written.media_type, None)
+        except ManifestTypeRejected as error:
+            rejected = error
+            continue
+        session.progress.manifest_written(written.digest, written.media_type, instance=False)
+        if signatures:
+            session.dest.put_signatures(signatures, None)
+        return written
+    assert rejected is not None
+    raise rejected
+
+
+__all__ = ["copy_index"]
