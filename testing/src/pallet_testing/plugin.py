@@ -155,3 +155,46 @@ def buildah() -> str:
 @pytest.fixture(scope="session")
 def crun() -> str:
     return _peer("crun")
+
+
+# --- token auth: the registry behind a Bearer token server (pallet_testing.token_server)
+
+from dataclasses import dataclass  # noqa: E402 - this section is appended to the fixtures above
+
+from pallet_testing.token_server import TokenServer  # noqa: E402
+
+
+@dataclass
+class TokenRegistry:
+    """A registry whose auth is ``auth: token`` with ``token_server`` as the issuer.
+
+    ``username``/``password`` are accepted by the token server; anonymous
+    clients may pull repositories under ``public/``.
+    """
+
+    registry: RegistryServer
+    token_server: TokenServer
+    username: str
+    password: str
+
+    @property
+    def host(self) -> str:
+        return self.registry.host
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
+    if shutil.which("openssl") is None:
+        unavailable("openssl is not installed (Debian package: openssl)")
+    root = tmp_path_factory.mktemp("token-registry")
+    username, password = "pallet", secrets.token_urlsafe(12)
+    token_server = TokenServer.start(root / "token-server", {username: password},
+                                     refresh_tokens={"pallet-identity-" + secrets.token_hex(8): username})
+    try:
+        server = _start(root / "registry", auth_config=token_server.registry_auth_config())
+    except BaseException:
+        token_server.stop()
+        raise
+    yield TokenRegistry(server, token_server, username, password)
+    server.stop()
+    token_server.stop()

@@ -58,6 +58,7 @@ class RegistryServer:
     username: str | None = None
     password: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    auth_config: dict[str, object] | None = None  # a whole config.yml "auth" section (e.g. token auth)
 
     @property
     def host(self) -> str:
@@ -85,7 +86,10 @@ class RegistryServer:
         return self.root / "registry.log"
 
     @classmethod
-    def start(cls, root: Path, *, tls: bool = False, username: str | None = None, password: str | None = None) -> RegistryServer:
+    def start(
+        cls, root: Path, *, tls: bool = False, username: str | None = None, password: str | None = None,
+        auth_config: dict[str, object] | None = None,
+    ) -> RegistryServer:
         binary = registry_binary()
         if binary is None:
             raise RegistryUnavailable("docker-registry is not installed (Debian package: docker-registry)")
@@ -94,7 +98,7 @@ class RegistryServer:
         certificate = make_server_certificate(root / "tls") if tls else None
         last_error = ""
         for _ in range(5):  # a port found free can be taken before the registry binds it
-            server = cls(root, free_loopback_port(), certificate, username, password)
+            server = cls(root, free_loopback_port(), certificate, username, password, auth_config=auth_config)
             server._write_config()
             log = server.log_path.open("ab")
             server.process = subprocess.Popen(
@@ -126,6 +130,8 @@ class RegistryServer:
             htpasswd = self.root / "htpasswd"
             htpasswd.write_text(_htpasswd_line(self.username, self.password))
             config["auth"] = {"htpasswd": {"realm": "pallet-test", "path": str(htpasswd)}}
+        if self.auth_config is not None:
+            config["auth"] = self.auth_config
         # JSON is YAML: no YAML library needed
         (self.root / "config.yml").write_text(json.dumps(config, indent=2))
 
