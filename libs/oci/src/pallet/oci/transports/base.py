@@ -175,6 +175,10 @@ class ImageSource(_Closing, ABC):
     def get_signatures(self, instance_digest: Digest | None = None) -> list[bytes]:
         return []
 
+    def repository_tags(self) -> list[str] | None:
+        """The tags of the repository the image lives in, where that means something (registries)."""
+        return None
+
 
 class ImageDestination(_Closing, ABC):
     """Writes one image (or index) to where it will live."""
