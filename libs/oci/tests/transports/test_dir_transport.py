@@ -171,7 +171,6 @@ def test_we_read_what_skopeo_writes(
         check(src, index)
 
 
-
 @pytest.mark.interop
 def test_each_overwrites_the_others_directory(
     test_images: Any, put: Callable[..., None], run_skopeo: Callable[..., str], tmp_path: Path

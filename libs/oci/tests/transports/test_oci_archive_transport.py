@@ -64,7 +64,12 @@ def test_parse_like_oci() -> None:
 
 @pytest.mark.parametrize("name", ["single_layer", "multi_layer", "two_platform_index"])
 def test_round_trip(
-    name: str, test_images: Any, put: Callable[..., None], check: Callable[..., None], ctx: SystemContext, tmp_path: Path
+    name: str,
+    test_images: Any,
+    put: Callable[..., None],
+    check: Callable[..., None],
+    ctx: SystemContext,
+    tmp_path: Path,
 ) -> None:
     image = getattr(test_images, name)
     reference = oci_archive(f"{tmp_path}/image.tar:v1")
@@ -80,7 +85,9 @@ def test_round_trip(
     assert list(ctx.tmp_dir.iterdir()) == []  # type: ignore[union-attr]
 
 
-def test_archives_are_deterministic(test_images: Any, put: Callable[..., None], ctx: SystemContext, tmp_path: Path) -> None:
+def test_archives_are_deterministic(
+    test_images: Any, put: Callable[..., None], ctx: SystemContext, tmp_path: Path
+) -> None:
     digests = set()
     for name in ("one.tar", "two.tar"):
         with oci_archive(f"{tmp_path}/{name}:v1").new_destination(ctx) as dest:
@@ -91,7 +98,9 @@ def test_archives_are_deterministic(test_images: Any, put: Callable[..., None], 
     assert len(digests) == 1
 
 
-def test_an_existing_archive_is_replaced_whole(test_images: Any, put: Callable[..., None], ctx: SystemContext, tmp_path: Path) -> None:
+def test_an_existing_archive_is_replaced_whole(
+    test_images: Any, put: Callable[..., None], ctx: SystemContext, tmp_path: Path
+) -> None:
     archive = tmp_path / "image.tar"
     for ref, image in (("a", test_images.single_layer), ("b", test_images.multi_layer)):
         with oci_archive(f"{archive}:{ref}").new_destination(ctx) as dest:
@@ -112,7 +121,9 @@ def test_close_without_commit_writes_no_archive(test_images: Any, ctx: SystemCon
     assert list(ctx.tmp_dir.iterdir()) == []  # type: ignore[union-attr]
 
 
-def test_compressed_archives_are_read(test_images: Any, check: Callable[..., None], ctx: SystemContext, tmp_path: Path) -> None:
+def test_compressed_archives_are_read(
+    test_images: Any, check: Callable[..., None], ctx: SystemContext, tmp_path: Path
+) -> None:
     write_oci_layout(tmp_path / "layout", {"v1": test_images.single_layer})
     with tarfile.open(tmp_path / "image.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "layout", arcname=".")
@@ -199,7 +210,9 @@ def test_skopeo_reads_what_we_write(
         put(dest, index)
     raw = run_skopeo("inspect", "--raw", f"oci-archive:{tmp_path}/ours.tar:v1")
     assert hashlib.sha256(raw.encode()).hexdigest() == index.digest[7:]
-    run_skopeo("copy", "--all", "--preserve-digests", f"oci-archive:{tmp_path}/ours.tar:v1", f"oci:{tmp_path}/theirs:v2")
+    run_skopeo(
+        "copy", "--all", "--preserve-digests", f"oci-archive:{tmp_path}/ours.tar:v1", f"oci:{tmp_path}/theirs:v2"
+    )
     entries = json.loads((tmp_path / "theirs" / "index.json").read_text())["manifests"]
     assert [e["digest"] for e in entries] == [index.digest]
 

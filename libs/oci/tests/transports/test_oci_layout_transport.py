@@ -85,7 +85,9 @@ def test_policy_identity_is_the_resolved_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["single_layer", "single_layer_zstd", "multi_layer", "two_platform_index"])
-def test_round_trip(name: str, test_images: Any, put: Callable[..., None], check: Callable[..., None], tmp_path: Path) -> None:
+def test_round_trip(
+    name: str, test_images: Any, put: Callable[..., None], check: Callable[..., None], tmp_path: Path
+) -> None:
     image = getattr(test_images, name)
     reference = oci(f"{tmp_path}/layout:v1")
     with reference.new_destination(CTX) as dest:
@@ -102,12 +104,16 @@ def test_without_ref_writes_an_unnamed_entry_and_reads_the_only_image(
 ) -> None:
     with oci(str(tmp_path)).new_destination(CTX) as dest:
         put(dest, test_images.single_layer)
-    assert [("annotations" in e, e["digest"]) for e in index_entries(tmp_path)] == [(False, test_images.single_layer.digest)]
+    assert [("annotations" in e, e["digest"]) for e in index_entries(tmp_path)] == [
+        (False, test_images.single_layer.digest)
+    ]
     with oci(str(tmp_path)).new_source(CTX) as src:
         check(src, test_images.single_layer)
 
 
-def test_a_second_image_under_the_same_ref_replaces_the_name(test_images: Any, put: Callable[..., None], tmp_path: Path) -> None:
+def test_a_second_image_under_the_same_ref_replaces_the_name(
+    test_images: Any, put: Callable[..., None], tmp_path: Path
+) -> None:
     for image in (test_images.single_layer, test_images.multi_layer):
         with oci(f"{tmp_path}:v1").new_destination(CTX) as dest:
             put(dest, image)
@@ -257,7 +263,9 @@ def test_put_blob_from_threads(tmp_path: Path) -> None:
 # --- delete --------------------------------------------------------------------------
 
 
-def test_delete_removes_the_ref_and_the_blobs_only_it_used(test_images: Any, put: Callable[..., None], tmp_path: Path) -> None:
+def test_delete_removes_the_ref_and_the_blobs_only_it_used(
+    test_images: Any, put: Callable[..., None], tmp_path: Path
+) -> None:
     single, multi = test_images.single_layer, test_images.multi_layer
     for ref, image in (("a", single), ("b", multi)):
         with oci(f"{tmp_path}:{ref}").new_destination(CTX) as dest:

@@ -11,9 +11,13 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import posixpath
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -110,9 +114,7 @@ def check_manifest_digest(raw: bytes, instance_digest: Digest) -> None:
     verify_bytes(raw, instance_digest)
 
 
-def write_verified(
-    stream: BinaryIO, info: BlobInfo, temp_dir: Path, final_path: Callable[[Digest], Path]
-) -> BlobInfo:
+def write_verified(stream: BinaryIO, info: BlobInfo, temp_dir: Path, final_path: Callable[[Digest], Path]) -> BlobInfo:
     """Copy ``stream`` to ``final_path(digest)`` atomically, checking it against ``info`` while it streams.
 
     The bytes go to a temp file in ``temp_dir`` (same filesystem), are
@@ -227,7 +229,12 @@ def _tar_header(name: str, kind: bytes, mode: int, *, size: int = 0, linkname: s
     info.size = size
     info.mtime = 0
     info.linkname = linkname
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    header = bytearray(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    if len(header) == TAR_BLOCK:  # device numbers written as Go's archive/tar writes them
+        header[329:345] = b"0000000\0" * 2
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
 
 
 def write_tree_tar(root: Path, out: BinaryIO, skip: frozenset[str] = frozenset()) -> None:
@@ -330,14 +337,17 @@ def index_tar(path: Path) -> dict[str, TarMember]:
     Reads headers only: tarfile seeks over member data.
     """
     members: dict[str, TarMember] = {}
-    with tarfile.open(path, mode="r:") as tar:
-        for info in tar:
-            name = posixpath.normpath(info.name)
-            if name in members:
-                continue
-            is_file = info.isreg() and not info.issparse()
-            linkname = info.linkname if info.issym() or info.islnk() else ""
-            members[name] = TarMember(name, info.offset_data, info.size, is_file, linkname, info.issym())
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for info in tar:
+                name = posixpath.normpath(info.name)
+                if name in members:
+                    continue
+                is_file = info.isreg() and not info.issparse()
+                linkname = info.linkname if info.issym() or info.islnk() else ""
+                members[name] = TarMember(name, info.offset_data, info.size, is_file, linkname, info.issym())
+    except (tarfile.TarError, EOFError) as error:
+        raise TransportError(f"{path} is not a readable tar archive: {error}") from error
     return members
 
 
@@ -373,3 +383,129 @@ def open_section(path: Path, offset: int, size: int) -> BinaryIO:
     """A new stream of ``size`` bytes of ``path`` from ``offset`` (its own file: safe across threads)."""
     file = path.open("rb")
     return cast(BinaryIO, io.BufferedReader(_Section(file, offset, size), CHUNK_SIZE))
+
+
+# --- compression of archives and layers --------------------------------------------------------
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+
+
+def sniff_compression(head: bytes) -> str:
+    """ "gzip", "zstd", "bzip2", "xz" or "none", from a stream's first (up to 6) bytes."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+def uncompressed_tar(path: Path, context: SystemContext) -> tuple[Path, Path | None]:
+    """``path`` itself when it is not compressed, else a decompressed copy in a new temp directory.
+
+    Returns (tar path, temp directory to remove or None). Streams in constant memory.
+    """
+    with path.open("rb") as probe:
+        kind = sniff_compression(probe.read(6))
+    if kind == "none":
+        return path, None
+    staging = make_temp_dir(context, "archive")
+    target = staging / "archive.tar"
+    try:
+        with _decompressing(path, kind) as source, target.open("wb") as out:
+            while chunk := source.read(CHUNK_SIZE):
+                out.write(chunk)
+    except (OSError, EOFError, ValueError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise TransportError(f"decompress {path} ({kind}): {error}") from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target, staging
+
+
+def _decompressing(path: Path, kind: str) -> BinaryIO:
+    if kind == "gzip":
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    if kind == "bzip2":
+        return cast(BinaryIO, bz2.open(path, "rb"))
+    if kind == "xz":
+        return cast(BinaryIO, lzma.open(path, "rb"))
+    try:
+        import zstandard
+    except ImportError:
+        raise TransportError(f"{path} is zstd-compressed: reading it needs the zstandard package") from None
+    return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True))
+
+
+# --- writing a file that appears whole ----------------------------------------------------------
+
+
+class AtomicOutput:
+    """A temp file that becomes ``target`` on ``publish``, and vanishes on ``discard``.
+
+    For a regular (or missing) ``target`` the temp file lies beside it and is
+    renamed over it; for a pipe or device it lies under the context's temp
+    directory and is copied into ``target``. ``staging_dir()`` gives a temp
+    directory for other transient files, removed by ``discard``.
+    """
+
+    def __init__(self, target: Path, temp_path: Path, context: SystemContext, *, rename: bool) -> None:
+        self.target = target
+        self.file: BinaryIO = temp_path.open("w+b")
+        self._temp_path: Path | None = temp_path
+        self._context = context
+        self._rename = rename
+        self._staging: Path | None = None
+
+    @classmethod
+    def create(cls, target: Path, context: SystemContext) -> AtomicOutput:
+        rename = not target.exists() or target.is_file()
+        try:
+            if rename:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            else:
+                fd, name = tempfile.mkstemp(prefix="pallet-archive-", suffix=".tmp", dir=temp_root(context))
+            os.close(fd)
+        except OSError as error:
+            raise os_failure(f"create a temp file for {target}", error) from error
+        return cls(target, Path(name), context, rename=rename)
+
+    def staging_dir(self) -> Path:
+        if self._staging is None:
+            self._staging = make_temp_dir(self._context, "staging")
+        return self._staging
+
+    def publish(self) -> None:
+        """Make the written bytes ``target``: fsync and rename (or copy into a pipe/device)."""
+        if self._temp_path is None:
+            raise TransportError(f"{self.target}: already published or discarded")
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            if self._rename:
+                os.chmod(self._temp_path, 0o644)
+                os.replace(self._temp_path, self.target)
+            else:
+                self.file.seek(0)
+                with self.target.open("wb") as out:
+                    shutil.copyfileobj(self.file, out, CHUNK_SIZE)
+                self._temp_path.unlink()
+        except OSError as error:
+            raise os_failure(f"write {self.target}", error) from error
+        self._temp_path = None
+        self.discard()
+
+    def discard(self) -> None:
+        """Close and remove what is left (idempotent); after ``publish`` only the staging directory."""
+        self.file.close()
+        if self._temp_path is not None:
+            self._temp_path.unlink(missing_ok=True)
+            self._temp_path = None
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None

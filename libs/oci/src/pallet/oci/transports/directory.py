@@ -130,7 +130,9 @@ class DirectorySource(ImageSource):
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise LocalImageNotFound(f"no manifest {instance_digest or ''} in {self._reference}: {path} is missing") from None
+            raise LocalImageNotFound(
+                f"no manifest {instance_digest or ''} in {self._reference}: {path} is missing"
+            ) from None
         except OSError as error:
             raise os_failure(f"read {path}", error) from error
         if instance_digest is not None:

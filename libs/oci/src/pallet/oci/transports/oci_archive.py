@@ -11,16 +11,15 @@ layout inside (parsed and resolved as for ``oci:``).
   not exist.
 - Destination: a new layout in a temp directory receives the image as an
   ``oci:`` destination would; ``commit`` tars it (sorted, mtime 0, owner
-  0:0) into a temp file beside PATH and renames it over PATH: an existing
-  archive is replaced whole (as skopeo does: it keeps no other image).
+  0:0) into a temp file beside PATH and renames it over PATH (a pipe or
+  device is written into instead): an existing archive is replaced whole
+  (as skopeo does: it keeps no other image).
   Without ``commit`` PATH is untouched.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,9 +27,9 @@ from typing import BinaryIO
 from pallet.oci.digest import Digest
 from pallet.oci.layout import OciLayout
 from pallet.oci.transports._local import (
+    AtomicOutput,
     LocalImageNotFound,
     make_temp_dir,
-    os_failure,
     resolved_path,
     safe_extract,
     split_path_and_ref,
@@ -132,10 +131,13 @@ class OciArchiveSource(ImageSource):
 class OciArchiveDestination(ImageDestination):
     """An ``oci:`` destination on a temp layout; ``commit`` turns it into the archive at PATH."""
 
-    def __init__(self, reference: OciArchiveReference, inner: OciLayoutDestination, staging: Path) -> None:
+    def __init__(
+        self, reference: OciArchiveReference, inner: OciLayoutDestination, staging: Path, context: SystemContext
+    ) -> None:
         self._reference = reference
         self._inner = inner
         self._staging: Path | None = staging
+        self._context = context
 
     @classmethod
     def create(cls, reference: OciArchiveReference, context: SystemContext) -> OciArchiveDestination:
@@ -145,7 +147,7 @@ class OciArchiveDestination(ImageDestination):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return cls(reference, OciLayoutDestination(reference, layout, reference.ref), staging)
+        return cls(reference, OciLayoutDestination(reference, layout, reference.ref), staging, context)
 
     @property
     def reference(self) -> ImageReference:
@@ -175,39 +177,18 @@ class OciArchiveDestination(ImageDestination):
     def commit(self) -> None:
         """Name the image in the temp layout, then replace PATH with its tar atomically."""
         self._inner.commit()
-        write_archive_atomically(self._inner.layout.root, Path(self._reference.path))
+        out = AtomicOutput.create(Path(self._reference.path), self._context)
+        try:
+            write_tree_tar(self._inner.layout.root, out.file, skip=frozenset({_LAYOUT_TEMP_DIR}))
+            out.publish()
+        finally:
+            out.discard()
 
     def close(self) -> None:
         self._inner.close()
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
-
-
-def write_archive_atomically(layout_root: Path, archive: Path) -> None:
-    """Tar ``layout_root`` into a temp file beside ``archive``, fsync it, and rename it over ``archive``."""
-    parent = archive.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=parent)
-    except OSError as error:
-        raise os_failure(f"write {archive}", error) from error
-    published = False
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write_tree_tar(layout_root, out, skip=frozenset({_LAYOUT_TEMP_DIR}))
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, archive)
-        published = True
-    except OSError as error:
-        raise os_failure(f"write {archive}", error) from error
-    finally:
-        if not published:
-            try:
-                os.unlink(temp_name)
-            except OSError:
-                pass
 
 
 TRANSPORT = OciArchiveTransport()
