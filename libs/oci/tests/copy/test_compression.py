@@ -23,13 +23,14 @@ TAR = tar_bytes(busybox_entries())
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (gzip.compress(b"x"), "gzip"),
+        (gzip.compress(b"x", mtime=0), "gzip"),
         (zstandard.ZstdCompressor().compress(b"x"), "zstd"),
         (b"BZh91AY&SY", "bzip2"),
         (b"\xfd7zXZ\x00\x00", "xz"),
         (TAR[:512], "none"),
         (b"", "none"),
     ],
+    ids=["gzip", "zstd", "bzip2", "xz", "tar", "empty"],
 )
 def test_detect_compression_from_magic_bytes(data, expected):
     assert detect_compression(data) == expected
