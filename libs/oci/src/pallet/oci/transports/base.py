@@ -207,6 +207,10 @@ class ImageDestination(_Closing, ABC):
     def supports_signatures(self) -> bool:
         return False
 
+    def set_source_hint(self, source: ImageReference) -> None:
+        """Where the blobs will come from; a destination may use it to reuse them
+        (a registry mounts blobs across repositories of the same host)."""
+
     def try_reusing_blob(self, info: BlobInfo, *, can_substitute: bool = False) -> BlobInfo | None:
         """The blob as the destination already holds it (or mounted it), else None."""
         return None

@@ -7,5 +7,6 @@ imported inside the command, so start-up stays light.
 """
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("inspect", "Inspect image IMAGE-NAME"),
     "manifest-digest": ("manifest_digest", "Compute a manifest digest of a file"),
 }
