@@ -61,6 +61,7 @@ class DestinationCapabilities:
     keep_blob_data: bool = True
     rendezvous: int = 0
     requires_children: bool = True  # an index may not be put before its children (False: like a registry)
+    must_match_runtime_os: bool = False  # like containers-storage
 
 
 @dataclass
@@ -283,6 +284,9 @@ class MemoryDestination(ImageDestination):
 
     def has_threadsafe_put_blob(self) -> bool:
         return self._caps.threadsafe_put
+
+    def must_match_runtime_os(self) -> bool:
+        return self._caps.must_match_runtime_os
 
     def supports_signatures(self) -> bool:
         return self._caps.supports_signatures

@@ -140,3 +140,13 @@ def test_a_single_image_with_multi_arch_all_is_copied_as_usual(test_images, memo
     source, dest = memory(), memory()
     source.add_image("src", image)
     assert str(run_copy(source, dest, multi_arch="all").manifest_digest) == image.digest
+
+
+def test_a_destination_that_runs_images_refuses_another_os(test_images, memory, run_copy):
+    source = memory()
+    source.add_image("src", test_images.single_layer)  # linux
+    run_copy(source, memory(must_match_runtime_os=True), dest_context=SystemContext(os_choice="linux"))
+    dest = memory(must_match_runtime_os=True)
+    with pytest.raises(NoMatchingPlatform, match="windows"):
+        run_copy(source, dest, dest_context=SystemContext(os_choice="windows"))
+    assert "dst" not in dest.images

@@ -35,7 +35,7 @@ from pallet.oci.copy.retry import with_retries
 from pallet.oci.copy.session import CopySession
 from pallet.oci.digest import Digest, VerifyingReader
 from pallet.oci.errors import ConversionError, DigestMismatch, OciError
-from pallet.oci.mediatypes import Compression, oci_layer_media_type
+from pallet.oci.mediatypes import Compression, is_layer, layer_compression, oci_layer_media_type
 from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import BlobInfo
 
@@ -177,9 +177,12 @@ class BlobCopier:
         descriptor = job.descriptor
         digest = reused.digest if reused is not None and reused.digest is not None else descriptor.digest
         size = reused.size if reused is not None and reused.size >= 0 else descriptor.size
+        compression: Compression | None = None
+        if reused is not None and digest != descriptor.digest and is_layer(reused.media_type):
+            compression = layer_compression(reused.media_type)  # a substitute, perhaps compressed otherwise
         self._session.progress.blob_skipped(descriptor.digest, size, is_config=job.is_config, reason=reason)
         action: BlobAction = "foreign" if reason == "foreign" else "skipped"
-        return CopiedBlob(StoredLayer(descriptor, digest, size), action, job.is_config)
+        return CopiedBlob(StoredLayer(descriptor, digest, size, compression), action, job.is_config)
 
     def _stream(self, job: BlobJob, info: BlobInfo) -> CopiedBlob:
         session = self._session

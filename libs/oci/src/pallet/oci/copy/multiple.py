@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pallet.oci.copy.manifest_convert import Family, build_index, family_of, manifest_type_candidates
 from pallet.oci.copy.result import BlobOutcome, CopyResult
+from pallet.oci.copy.retry import with_retries
 from pallet.oci.copy.session import CopySession
 from pallet.oci.copy.single import PreparedImage, prepare_image, write_manifest
 from pallet.oci.digest import Digest, verify_bytes
@@ -60,7 +61,13 @@ def _children_family(source_type: str, index_type: str, forced: Family | None) -
 
 
 def _prepare_child(session: CopySession, entry: Descriptor, family: Family | None) -> PreparedImage:
-    raw, media_type = session.source.get_manifest(entry.digest)
+    options = session.options
+    raw, media_type = with_retries(
+        lambda: session.source.get_manifest(entry.digest),
+        times=options.retry_times,
+        delay=options.retry_delay,
+        what=f"reading the manifest {entry.digest}",
+    )
     verify_bytes(raw, entry.digest, entry.size)
     child = parse_manifest(raw, media_type or entry.media_type)
     if child.is_index:

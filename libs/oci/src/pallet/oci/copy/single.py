@@ -19,11 +19,12 @@ uncompressed tar, which recompression leaves as it was.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import cast
 
 from pallet.oci import mediatypes as mt
-from pallet.oci.copy.blobs import BlobCopier, BlobJob, CopiedBlob
+from pallet.oci.copy.blobs import BlobCopier, BlobJob, CopiedBlob, blob_info
 from pallet.oci.copy.manifest_convert import (
     Family,
     StoredLayer,
@@ -33,11 +34,21 @@ from pallet.oci.copy.manifest_convert import (
 )
 from pallet.oci.copy.result import BlobOutcome
 from pallet.oci.copy.session import CopySession
-from pallet.oci.digest import Digest
-from pallet.oci.errors import ConversionError, ManifestTypeRejected, UnsupportedMediaType, UnsupportedOperation
-from pallet.oci.manifest import AnyManifest, ParsedManifest
+from pallet.oci.digest import Digest, verify_bytes
+from pallet.oci.errors import (
+    ConversionError,
+    ManifestTypeRejected,
+    NoMatchingPlatform,
+    UnsupportedMediaType,
+    UnsupportedOperation,
+)
+from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_config
+from pallet.oci.platform import host_platform
 from pallet.oci.spec.docker import DockerManifest
 from pallet.oci.spec.image import Descriptor, ImageManifest
+
+
+_MAX_CONFIG_SIZE = 16 << 20  # a config read whole must be small (containers/image reads it whole too)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,8 @@ def prepare_image(
     plans = [plan_compression(session, layer, can_modify=can_modify) for layer in model.layers]
     candidates = _feasible_types(session, parsed, forced_family, plans, can_modify=can_modify)
     copier = BlobCopier(session)
+    if session.dest.must_match_runtime_os():
+        check_runtime_os(session, model.config)
     substitute = can_modify and session.options.requested_compression is None
     layer_jobs = [BlobJob(layer, target=plan, can_substitute=substitute) for layer, plan in zip(model.layers, plans)]
     layers = copier.copy_all(layer_jobs)
@@ -110,6 +123,24 @@ def prepare_image(
     copied = (config, *layers)
     manifests = _build_manifests(parsed, candidates, [blob.stored for blob in copied])
     return PreparedImage(parsed, manifests, copied, tuple(signatures))
+
+
+def check_runtime_os(session: CopySession, config: Descriptor) -> None:
+    """For destinations that run images (``must_match_runtime_os``): the config's OS must be the wanted one.
+
+    The wanted OS is the destination context's ``--override-os``, else the
+    host's; ``NoMatchingPlatform`` otherwise (containers/image refuses too).
+    """
+    if config.size > _MAX_CONFIG_SIZE:
+        raise ConversionError(f"the image config {config.digest} is too large to check ({config.size} bytes)")
+    stream, _ = session.source.get_blob(blob_info(config))
+    with closing(stream):
+        raw = stream.read(config.size + 1)
+    verify_bytes(raw, config.digest, config.size)
+    parsed = parse_config(raw, config.media_type)
+    wanted = session.options.dest_context.os_choice or host_platform().os
+    if parsed.model.os != wanted:
+        raise NoMatchingPlatform(wanted, [f"{parsed.model.os}/{parsed.model.architecture}"])
 
 
 def _signatures(session: CopySession, instance_digest: Digest | None) -> list[bytes]:
