@@ -7,6 +7,7 @@ imported inside the command, so start-up stays light.
 """
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "copy": ("copy", "Copy an IMAGE-NAME from one location to another"),
     "inspect": ("inspect", "Inspect image IMAGE-NAME"),
     "manifest-digest": ("manifest_digest", "Compute a manifest digest of a file"),
 }
