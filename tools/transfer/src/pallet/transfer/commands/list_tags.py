@@ -1,0 +1,64 @@
+"""pallet-transfer list-tags REPOSITORY-NAME: the tags of a repository (skopeo list-tags).
+
+As skopeo: ``docker://`` repositories (no tag or digest in the name) and
+``docker-archive:`` files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from pallet.transfer.cli.options import PLAIN, GlobalOptions, system_context
+
+SUPPORTED = ("docker", "docker-archive")
+
+
+def command(
+    ctx: typer.Context,
+    repository_name: Annotated[str, typer.Argument(metavar="REPOSITORY-NAME")],
+    retry_times: Annotated[int, typer.Option("--retry-times", help="the number of times to possibly retry")] = 0,
+    tls_verify: PLAIN.tls_verify = None, cert_dir: PLAIN.cert_dir = None, creds: PLAIN.creds = None,
+    username: PLAIN.username = None, password: PLAIN.password = None, no_creds: PLAIN.no_creds = False,
+    registry_token: PLAIN.registry_token = None, authfile: PLAIN.authfile = None,
+) -> None:
+    """List the tags of REPOSITORY-NAME."""
+    from pallet.oci.errors import InvalidImageName
+
+    globals_: GlobalOptions = ctx.obj
+    context = system_context(tls_verify=tls_verify, cert_dir=cert_dir, creds=creds, username=username, password=password,
+                             no_creds=no_creds, registry_token=registry_token, authfile=authfile, globals_=globals_)
+    transport, colon, within = repository_name.partition(":")
+    if not colon:
+        raise InvalidImageName("", repository_name, "expected TRANSPORT:NAME, e.g. docker://busybox")
+    if transport not in SUPPORTED:
+        raise InvalidImageName(transport, within, f"tag listing is supported only for {', '.join(SUPPORTED)}")
+    listing = _registry_tags(within, context, retry_times) if transport == "docker" else _archive_tags(repository_name, context)
+    typer.echo(json.dumps(listing, indent=4))
+
+
+def _registry_tags(within: str, context: Any, retry_times: int) -> dict[str, Any]:
+    from pallet.oci.errors import InvalidImageName
+    from pallet.oci.reference import parse_normalized
+    from pallet.oci.registry import RegistryClient, RegistryOptions, push_endpoint
+    from pallet.oci.registry.retry import with_retries
+
+    if not within.startswith("//"):
+        raise InvalidImageName("docker", within, "docker: references must start with //")
+    ref = parse_normalized(within[2:])
+    if ref.tag is not None or ref.digest is not None:
+        raise InvalidImageName("docker", within, "no tag or digest allowed in reference")
+    options = RegistryOptions.from_system_context(context)
+    endpoint = push_endpoint(ref, options.registries_conf)
+    with RegistryClient.for_endpoint(endpoint, options) as client:
+        tags = with_retries(lambda: client.list_tags(endpoint.repository), retry_times)
+    return {"Repository": ref.name, "Tags": tags}
+
+
+def _archive_tags(name: str, context: Any) -> dict[str, Any]:
+    from pallet.oci.transports import default_transports
+
+    reference = default_transports().parse_image_name(name)
+    return {"Tags": list(reference.repo_tags(context))}  # type: ignore[attr-defined]
