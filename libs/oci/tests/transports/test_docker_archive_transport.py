@@ -6,7 +6,9 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
+import threading
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,6 +236,25 @@ def test_a_bad_blob_is_cut_off_and_the_archive_stays_valid(test_images: Any, tmp
     with tarfile.open(tmp_path / "a.tar") as tar:
         assert len([name for name in tar.getnames() if name.endswith(".tar") and "/" not in name]) == 1
     assert read_all(archive_ref(f"{tmp_path}/a.tar"))[0] == image.manifest
+
+
+def test_a_pipe_receives_the_archive_on_commit(test_images: Any, tmp_path: Path) -> None:
+    """As ``skopeo copy ... docker-archive:/dev/stdout``: the archive is streamed into the pipe at commit."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    image = uncompressed(test_images.single_layer)
+    try:
+        write(archive_ref(f"{pipe}:app:v1"), image, SystemContext(tmp_dir=tmp_path))
+    finally:
+        if reader.is_alive():  # commit failed before opening the pipe: let the reader finish
+            pipe.open("wb").close()
+        reader.join()
+    (tmp_path / "copy.tar").write_bytes(received[0])
+    assert read_all(archive_ref(f"{tmp_path}/copy.tar"))[0] == image.manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.tar", "pipe"]
 
 
 # --- sources: archives docker and others write --------------------------------------------------------------
