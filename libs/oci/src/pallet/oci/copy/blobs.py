@@ -161,17 +161,20 @@ class BlobCopier:
         info = blob_info(job.descriptor)
         if job.descriptor.urls and session.dest.accepts_foreign_layer_urls():
             return self._skipped(job, None, "foreign")
-        if job.target is None:
-            reused = session.dest.try_reusing_blob(info, can_substitute=job.can_substitute)
-            if reused is not None:
-                return self._skipped(job, reused, "exists")
         options = session.options
         return with_retries(
-            lambda: self._stream(job, info),
+            lambda: self._reuse_or_stream(job, info),
             times=options.retry_times,
             delay=options.retry_delay,
             what=f"copying blob {job.descriptor.digest}",
         )
+
+    def _reuse_or_stream(self, job: BlobJob, info: BlobInfo) -> CopiedBlob:
+        if job.target is None:  # a blob to recompress cannot be found under its source digest
+            reused = self._session.dest.try_reusing_blob(info, can_substitute=job.can_substitute)
+            if reused is not None:
+                return self._skipped(job, reused, "exists")
+        return self._stream(job, info)
 
     def _skipped(self, job: BlobJob, reused: BlobInfo | None, reason: BlobAction | str) -> CopiedBlob:
         descriptor = job.descriptor

@@ -168,10 +168,12 @@ def _feasible_types(
         parsed.media_type,
         session.dest.supported_manifest_types(),
         forced,
-        preserve_digests=not can_modify,
+        preserve_digests=False,
     )
-    if not can_modify and candidates[0] != parsed.media_type:
-        raise ConversionError(_why_unmodifiable(session, f"converting the manifest to {candidates[0]}"))
+    if not can_modify:
+        if candidates[0] != parsed.media_type:
+            raise ConversionError(_why_unmodifiable(session, f"converting the manifest to {candidates[0]}"))
+        candidates = candidates[:1]
     model = parsed.model
     assert isinstance(model, (ImageManifest, DockerManifest))
     planned = [StoredLayer(model.config, model.config.digest, model.config.size)]
