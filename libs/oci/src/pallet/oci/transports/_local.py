@@ -6,7 +6,13 @@
   (``LocalImageNotFound``, ``AmbiguousImage``, ``UnsafeArchive``);
 - ``write_verified``: stream a blob into a file atomically, verified against
   what its ``BlobInfo`` promises (or hashed when nothing is promised);
-- ``check_manifest_digest``: a child manifest must hash to its instance digest.
+- ``check_manifest_digest``: a child manifest must hash to its instance digest;
+- tar archives: ``TarWriter`` (deterministic headers as Go's archive/tar
+  writes them; a failed member is cut off again), ``write_tree_tar``,
+  ``safe_extract`` (files and directories only, nothing outside), and
+  ``index_tar``/``open_section`` to read members of an uncompressed tar in
+  place; ``uncompressed_tar`` for compressed archives;
+- ``AtomicOutput``: a temp file that becomes its target on ``publish``.
 """
 
 from __future__ import annotations
