@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "copy": ("copy", "Copy an IMAGE-NAME from one location to another"),
     "delete": ("delete", "Delete image IMAGE-NAME"),
     "inspect": ("inspect", "Inspect image IMAGE-NAME"),
+    "login": ("login", "Login to a container registry"),
+    "logout": ("logout", "Logout of a container registry"),
     "list-tags": ("list_tags", "List tags in the transport/repository specified by the REPOSITORY-NAME"),
     "manifest-digest": ("manifest_digest", "Compute a manifest digest of a file"),
 }
