@@ -85,7 +85,7 @@ class TokenServer:
         server = cls(directory, dict(users), **options)  # type: ignore[arg-type]
         server._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(server))
         server._server.daemon_threads = True
-        threading.Thread(target=server._server.serve_forever, name="token-server", daemon=True).start()
+        threading.Thread(target=server._server.serve_forever, args=(0.05,), name="token-server", daemon=True).start()
         return server
 
     def stop(self) -> None:

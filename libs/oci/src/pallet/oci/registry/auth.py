@@ -51,6 +51,7 @@ OAUTH2_CLIENT_ID = "pallet"
 Scopes = Mapping[str, frozenset[str]]
 
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNQUOTED_VALUE = re.compile(r"[^,\s]*")
 _REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+)/(?:manifests|blobs|tags|referrers)/")
 _TOKEN_REQUEST = "pallet.token_request"  # marks the requests the flow makes itself
 
@@ -99,8 +100,8 @@ def _skip(text: str, position: int, characters: str) -> int:
 
 
 def _param_value(text: str, position: int) -> tuple[str, int]:
-    if not text.startswith('"', position):
-        match = _TOKEN_CHARS.match(text, position)
+    if not text.startswith('"', position):  # a token; leniently, anything up to "," or a space
+        match = _UNQUOTED_VALUE.match(text, position)
         return (match.group(), match.end()) if match else ("", position)
     chars: list[str] = []
     position += 1

@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import httpx
 
@@ -244,7 +244,7 @@ def _push_chunked(
         if not chunk:
             break
         start = digester.size
-        digester.update(chunk)
+        digester.update(cast(bytes, chunk))  # hashlib takes any buffer: no copy of the chunk
         if size is not None and digester.size > size:
             raise SizeMismatch(size, digester.size, at_least=True)
         headers = {
