@@ -204,7 +204,7 @@ def push_blob(
         if chunk_size is not None:
             return _push_chunked(session, location, source, digest, size, chunk_size, action)
         return _push_streamed(session, location, source, digest, size, action)
-    except BaseException:
+    except Exception:  # not on Ctrl-C: no more network calls then
         cancel_upload(session, location)
         raise
 

@@ -100,8 +100,19 @@ class RegistryClient:
 
     @classmethod
     def for_endpoint(cls, endpoint: Endpoint, options: RegistryOptions | None = None) -> RegistryClient:
-        """A client for an endpoint of ``pull_endpoints``/``push_endpoint``."""
+        """A client for an endpoint of ``pull_endpoints``/``push_endpoint`` (registries.conf applied)."""
         return cls(endpoint.host, options, insecure=endpoint.insecure, credentials_name=endpoint.reference.name)
+
+    @classmethod
+    def for_reference(cls, ref: Reference, options: RegistryOptions | None = None) -> RegistryClient:
+        """A client for ``ref``'s own registry, with the credentials stored for ``ref``'s repository.
+
+        No location rewriting or mirrors: those come from ``push_endpoint``,
+        ``pull_endpoints`` and ``open_pull_source``.
+        """
+        if ref.domain is None:
+            raise ValueError(f"{ref} names no registry: normalise it first (parse_normalized)")
+        return cls(ref.domain, options, credentials_name=ref.name)
 
     def close(self) -> None:
         self.session.close()
