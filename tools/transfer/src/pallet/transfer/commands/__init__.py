@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect", "Inspect image IMAGE-NAME"),
     "login": ("login", "Login to a container registry"),
     "logout": ("logout", "Logout of a container registry"),
+    "sync": ("sync", "Synchronize one or more images from one location to another"),
     "list-tags": ("list_tags", "List tags in the transport/repository specified by the REPOSITORY-NAME"),
     "manifest-digest": ("manifest_digest", "Compute a manifest digest of a file"),
 }

@@ -42,19 +42,15 @@ def command(
 def _registry_tags(within: str, context: Any, retry_times: int) -> dict[str, Any]:
     from pallet.oci.errors import InvalidImageName
     from pallet.oci.reference import parse_normalized
-    from pallet.oci.registry import RegistryClient, RegistryOptions, push_endpoint
-    from pallet.oci.registry.retry import with_retries
+
+    from pallet.transfer.repositories import repository_tags
 
     if not within.startswith("//"):
         raise InvalidImageName("docker", within, "docker: references must start with //")
     ref = parse_normalized(within[2:])
     if ref.tag is not None or ref.digest is not None:
         raise InvalidImageName("docker", within, "no tag or digest allowed in reference")
-    options = RegistryOptions.from_system_context(context)
-    endpoint = push_endpoint(ref, options.registries_conf)
-    with RegistryClient.for_endpoint(endpoint, options) as client:
-        tags = with_retries(lambda: client.list_tags(endpoint.repository), retry_times)
-    return {"Repository": ref.name, "Tags": tags}
+    return {"Repository": ref.name, "Tags": repository_tags(ref, context, retry_times)}
 
 
 def _archive_tags(name: str, context: Any) -> dict[str, Any]:
