@@ -7,7 +7,8 @@ piece of the build -> store -> run -> copy path puts it here.
    spec types (layer tar, config, manifest; digests from the raw bytes)
 2. store: into an OCI image layout, blobs verified while they stream
 3. run:   waits for pallet.runtime and pallet-run (said plainly below)
-4. copy:  from that layout into a second one, every blob verified again
+4. copy:  pallet-transfer copies it into a second layout, recompressing the
+   layer to zstd (every blob verified while it streams), and inspects it
 5. peer:  when skopeo is installed, it reads our layout (interoperability)
 
     .venv/bin/python integration/demo.py [--workdir DIR]
@@ -29,7 +30,7 @@ from pathlib import Path
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.layout import OciLayout
-from pallet.oci.manifest import ParsedConfig, ParsedManifest, parse_manifest
+from pallet.oci.manifest import ParsedConfig, ParsedManifest
 from pallet.oci.platform import host_platform
 from pallet.oci.spec.image import Descriptor, ExecutionConfig, History, ImageConfig, ImageManifest, RootFS
 
@@ -79,16 +80,13 @@ def build(layout: OciLayout, ref: str) -> ParsedManifest[ImageManifest]:
     return manifest
 
 
-def copy(source: OciLayout, destination: OciLayout, ref: str) -> Descriptor:
-    """Copy one image between layouts: blobs first, verified; the ref last."""
-    descriptor = source.resolve(ref)
-    manifest = parse_manifest(source.read_blob(descriptor.digest, descriptor.size), descriptor.media_type)
-    assert isinstance(manifest.model, ImageManifest)
-    for blob in (manifest.model.config, *manifest.model.layers):
-        with source.open_blob(blob.digest) as stream:
-            destination.put_blob(stream, blob.digest, blob.size)
-    destination.put_blob(manifest.raw, manifest.digest, manifest.size)
-    return destination.add_manifest(descriptor, ref)
+def pallet_transfer(*args: str) -> str:
+    """Run the pallet-transfer command installed beside this Python; its stdout."""
+    command = [str(Path(sys.executable).parent / "pallet-transfer"), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"Error: {' '.join(command[:2])}: {result.stderr.strip()}")
+    return result.stdout
 
 
 def main() -> int:
@@ -106,14 +104,16 @@ def main() -> int:
     print(f"1. build  busybox image {manifest.digest} ({len(manifest.model.layers)} layer)")
     print(f"2. store  oci:{built.root}:hello  refs={built.list_refs()}")
     print("3. run    not yet: pallet.runtime and pallet-run arrive with their issues")
-    copied = OciLayout.create(workdir / "copied")
-    descriptor = copy(built, copied, "hello")
-    for digest in copied.blobs():
-        copied.verify_blob(digest)
-    print(f"4. copy   oci:{copied.root}:hello  {descriptor.digest}, {len(copied.blobs())} blobs verified")
+    policy = workdir / "policy.json"  # accept anything: the demo's images are its own
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    copied_dir = workdir / "copied"
+    pallet_transfer("--policy", str(policy), "copy", "-q", "--dest-compress-format", "zstd",
+                    f"oci:{built.root}:hello", f"oci:{copied_dir}:hello")
+    inspected = json.loads(pallet_transfer("inspect", f"oci:{copied_dir}:hello"))
+    print(f"4. copy   pallet-transfer copy -> oci:{copied_dir}:hello  {inspected['Digest']} (layer now zstd)")
     skopeo = shutil.which("skopeo")
     if skopeo:
-        out = subprocess.run([skopeo, "inspect", f"oci:{copied.root}:hello"], capture_output=True, text=True)
+        out = subprocess.run([skopeo, "inspect", f"oci:{copied_dir}:hello"], capture_output=True, text=True)
         if out.returncode != 0:
             print(f"Error: skopeo inspect: {out.stderr.strip()}", file=sys.stderr)
             return 1
