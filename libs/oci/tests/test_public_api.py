@@ -10,10 +10,11 @@ from pallet.oci import errors
 
 PUBLIC = {
     # errors
-    "BlobInUse", "BlobUnknown", "DigestMismatch", "InvalidDigest", "InvalidLayout", "InvalidPlatform",
-    "InvalidRefName", "InvalidReference", "InvalidRuntimeConfig", "LayoutError", "MalformedManifest",
-    "ManifestError", "NoMatchingPlatform", "OciError", "RefUnknown", "RegistriesConfError", "Schema1Unsupported",
-    "ShortNameError", "SizeMismatch", "UnsupportedMediaType", "VerificationError",
+    "AmbiguousImage", "BlobInUse", "BlobUnknown", "DigestMismatch", "InvalidDigest", "InvalidLayout",
+    "InvalidPlatform", "InvalidPolicy", "InvalidRefName", "InvalidReference", "InvalidRuntimeConfig", "LayoutError",
+    "LocalImageNotFound", "MalformedManifest", "ManifestError", "NoMatchingPlatform", "OciError", "RefUnknown",
+    "RegistriesConfError", "Schema1Unsupported", "ShortNameError", "SizeMismatch", "UnsafeArchive",
+    "UnsupportedMediaType", "VerificationError",
     # digests, references, short names, platforms
     "Digest", "Digester", "VerifyingReader", "verify_bytes",
     "Reference", "is_short_name", "parse_normalized", "with_default_tag",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pallet.oci.copy.policy import Policy, load_policy, policy_scopes
-from pallet.oci.errors import PolicyRejected
+from pallet.oci.errors import InvalidPolicy, PolicyRejected
 from pallet.oci.reference import Reference, parse_normalized
 from pallet.oci.transports.base import ImageReference, ImageTransport, SystemContext
 
@@ -137,8 +137,9 @@ def test_every_requirement_must_accept():
     ],
 )
 def test_invalid_policies_are_refused(text, why):
-    with pytest.raises(PolicyRejected, match=why):
+    with pytest.raises(InvalidPolicy, match=why) as caught:
         Policy.from_json(text)
+    assert isinstance(caught.value, PolicyRejected)
 
 
 def test_load_policy_prefers_the_users_file(tmp_path: Path):
@@ -150,16 +151,19 @@ def test_load_policy_prefers_the_users_file(tmp_path: Path):
     explicit = tmp_path / "other.json"
     explicit.write_text(json.dumps({"default": REJECT}))
     assert load_policy(explicit).default[0].type == "reject"
-    with pytest.raises(PolicyRejected, match="no policy file"):
+    with pytest.raises(InvalidPolicy, match="no policy file"):
         load_policy(tmp_path / "missing.json")
+    with pytest.raises(InvalidPolicy, match="cannot read the policy"):
+        load_policy(tmp_path)  # a directory: unreadable as a file
 
 
 def test_a_rejecting_policy_stops_the_copy_before_any_blob(test_images, memory, run_copy):
     source, dest = memory(), memory()
     source.add_image("src", test_images.single_layer)
     rejecting = Policy.from_json(json.dumps({"default": ACCEPT, "transports": {"memory": {"src": REJECT}}}))
-    with pytest.raises(PolicyRejected, match="memory:src"):
+    with pytest.raises(PolicyRejected, match="memory:src") as caught:
         run_copy(source, dest, policy=rejecting)
+    assert not isinstance(caught.value, InvalidPolicy)
     assert not source.get_blob_calls
     assert dest.events == []
     run_copy(source, dest, "src", "dst")  # accept anything

@@ -19,6 +19,7 @@ import pytest
 
 from pallet.oci.digest import Digest
 from pallet.oci.errors import (
+    AmbiguousImage,
     DigestMismatch,
     ImageNotFound,
     InvalidImageName,
@@ -26,7 +27,6 @@ from pallet.oci.errors import (
     UnsupportedOperation,
 )
 from pallet.oci.transports import default_transports
-from pallet.oci.transports._local import AmbiguousImage
 from pallet.oci.transports.base import BlobInfo, ImageReference, SystemContext
 from pallet.oci.transports.docker_archive import DockerArchiveReference
 from pallet_testing.images import TestImage, busybox_entries, make_image, make_layer, write_oci_layout

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from pallet.oci.digest import Digest
-from pallet.oci.errors import ImageNotFound, InvalidImageName, RefUnknown, UnsupportedOperation
+from pallet.oci.errors import ImageNotFound, InvalidImageName, RefUnknown, UnsafeArchive, UnsupportedOperation
 from pallet.oci.transports import default_transports
-from pallet.oci.transports._local import UnsafeArchive
 from pallet.oci.transports.base import BlobInfo, ImageReference, SystemContext
 from pallet_testing.images import write_oci_layout
 

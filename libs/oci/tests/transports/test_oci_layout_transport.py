@@ -18,6 +18,7 @@ import pytest
 
 from pallet.oci.digest import Digest
 from pallet.oci.errors import (
+    AmbiguousImage,
     DigestMismatch,
     ImageNotFound,
     InvalidImageName,
@@ -27,7 +28,6 @@ from pallet.oci.errors import (
     TransportError,
 )
 from pallet.oci.transports import default_transports
-from pallet.oci.transports._local import AmbiguousImage
 from pallet.oci.transports.base import BlobInfo, ImageReference, SystemContext
 from pallet.oci.transports.oci_layout import OciLayoutReference
 from pallet_testing.images import write_oci_layout

@@ -13,16 +13,19 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "AmbiguousImage": "errors",
     "BlobInUse": "errors",
     "BlobUnknown": "errors",
     "DigestMismatch": "errors",
     "InvalidDigest": "errors",
     "InvalidLayout": "errors",
     "InvalidPlatform": "errors",
+    "InvalidPolicy": "errors",
     "InvalidRefName": "errors",
     "InvalidReference": "errors",
     "InvalidRuntimeConfig": "errors",
     "LayoutError": "errors",
+    "LocalImageNotFound": "errors",
     "MalformedManifest": "errors",
     "ManifestError": "errors",
     "NoMatchingPlatform": "errors",
@@ -32,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Schema1Unsupported": "errors",
     "ShortNameError": "errors",
     "SizeMismatch": "errors",
+    "UnsafeArchive": "errors",
     "UnsupportedMediaType": "errors",
     "VerificationError": "errors",
     "Digest": "digest",

@@ -39,9 +39,13 @@ This module imports nothing from the rest of the lib.
     │   ├── UnknownTransport        "NAME:" names no registered transport
     │   ├── InvalidImageName        the text after "NAME:" is wrong for that transport
     │   ├── UnsupportedOperation    the transport cannot do this (delete on an archive, ...)
-    │   └── ManifestTypeRejected    a destination refuses this manifest type (copy tries another)
+    │   ├── ManifestTypeRejected    a destination refuses this manifest type (copy tries another)
+    │   ├── LocalImageNotFound      no image at a local path, or under the name given (also ImageNotFound)
+    │   ├── AmbiguousImage          no image named, and the place holds several: the user must choose
+    │   └── UnsafeArchive           an archive member would land outside its directory, or is no file or dir
     ├── ConversionError             an image cannot be converted as asked (--preserve-digests, format)
     └── PolicyRejected              policy.json refuses the image
+        └── InvalidPolicy           policy.json is missing, unreadable or malformed (nothing can be accepted)
 """
 
 from __future__ import annotations
@@ -277,9 +281,28 @@ class ManifestTypeRejected(TransportError):
         super().__init__(f"manifest type {media_type} rejected" + (f": {why}" if why else ""))
 
 
+class LocalImageNotFound(TransportError, ImageNotFound):
+    """There is no image at the local path (or under the name) given (``oci:``, ``dir:``, archives)."""
+
+
+class AmbiguousImage(TransportError):
+    """The reference names no image and the place holds several: the user must choose one."""
+
+
+class UnsafeArchive(TransportError):
+    """An archive holds a member that would land outside its directory, or is not a file or directory."""
+
+
 class ConversionError(OciError):
     """An image cannot be converted as asked (e.g. with --preserve-digests)."""
 
 
 class PolicyRejected(OciError):
     """The signature policy (policy.json) refuses the image."""
+
+
+class InvalidPolicy(PolicyRejected):
+    """The policy cannot be used: no policy.json, an unreadable one, or one that breaks its schema.
+
+    A ``PolicyRejected`` because, as in skopeo, nothing is copied without a valid policy.
+    """

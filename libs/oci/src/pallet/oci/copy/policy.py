@@ -24,9 +24,9 @@ A reference may give its own scopes with a ``policy_configuration_namespaces()``
 method; otherwise they are derived as above.
 
 The default file is ``$HOME/.config/containers/policy.json``, else
-``/etc/containers/policy.json``. A missing or invalid policy raises
-``PolicyRejected`` (skopeo refuses to copy without one; ``--insecure-policy``
-is :meth:`Policy.accept_anything`).
+``/etc/containers/policy.json``. A missing, unreadable or malformed policy
+raises ``InvalidPolicy``, a ``PolicyRejected`` (skopeo refuses to copy
+without a valid one; ``--insecure-policy`` is :meth:`Policy.accept_anything`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pallet.oci.errors import PolicyRejected
+from pallet.oci.errors import InvalidPolicy, PolicyRejected
 from pallet.oci.transports.base import ImageReference, SystemContext
 
 SYSTEM_POLICY = Path("/etc/containers/policy.json")
@@ -74,23 +74,23 @@ class Policy:
 
     @classmethod
     def from_json(cls, raw: bytes | str, origin: str = "policy.json") -> Policy:
-        """Parse policy.json text; ``PolicyRejected`` naming ``origin`` when it is invalid."""
+        """Parse policy.json text; ``InvalidPolicy`` naming ``origin`` when it is malformed."""
         try:
             document = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise PolicyRejected(f"invalid policy in {origin}: not JSON: {error}") from None
+            raise InvalidPolicy(f"invalid policy in {origin}: not JSON: {error}") from None
         if not isinstance(document, dict):
-            raise PolicyRejected(f"invalid policy in {origin}: expected a JSON object")
+            raise InvalidPolicy(f"invalid policy in {origin}: expected a JSON object")
         if "default" not in document:
-            raise PolicyRejected(f"invalid policy in {origin}: the default policy is missing")
+            raise InvalidPolicy(f"invalid policy in {origin}: the default policy is missing")
         default = _requirements(document["default"], f"{origin}: default")
         transports_doc = document.get("transports", {})
         if not isinstance(transports_doc, dict):
-            raise PolicyRejected(f"invalid policy in {origin}: transports must be an object")
+            raise InvalidPolicy(f"invalid policy in {origin}: transports must be an object")
         transports: dict[str, dict[str, Requirements]] = {}
         for transport, scopes in transports_doc.items():
             if not isinstance(scopes, dict):
-                raise PolicyRejected(f"invalid policy in {origin}: transports.{transport} must be an object")
+                raise InvalidPolicy(f"invalid policy in {origin}: transports.{transport} must be an object")
             transports[transport] = {
                 scope: _requirements(value, f"{origin}: transports.{transport}[{scope!r}]")
                 for scope, value in scopes.items()
@@ -123,12 +123,12 @@ class Policy:
 
 def _requirements(value: object, where: str) -> Requirements:
     if not isinstance(value, list) or not value:
-        raise PolicyRejected(f"invalid policy in {where}: expected a non-empty list of requirements")
+        raise InvalidPolicy(f"invalid policy in {where}: expected a non-empty list of requirements")
     parsed: list[Requirement] = []
     for item in value:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind not in _KNOWN_TYPES:
-            raise PolicyRejected(f"invalid policy in {where}: unknown requirement type {kind!r}")
+            raise InvalidPolicy(f"invalid policy in {where}: unknown requirement type {kind!r}")
         assert isinstance(item, dict)
         parsed.append(Requirement(str(kind), {k: v for k, v in item.items() if k != "type"}))
     return tuple(parsed)
@@ -178,7 +178,10 @@ def default_policy_paths(context: SystemContext | None = None) -> tuple[Path, ..
 
 
 def load_policy(path: Path | None = None, *, context: SystemContext | None = None) -> Policy:
-    """The policy at ``path``, else the first of :func:`default_policy_paths` that exists."""
+    """The policy at ``path``, else the first of :func:`default_policy_paths` that exists.
+
+    ``InvalidPolicy`` when there is none, or it cannot be read or parsed.
+    """
     candidates: Sequence[Path] = (path,) if path is not None else default_policy_paths(context)
     for candidate in candidates:
         try:
@@ -186,7 +189,7 @@ def load_policy(path: Path | None = None, *, context: SystemContext | None = Non
         except FileNotFoundError:
             continue
         except OSError as error:
-            raise PolicyRejected(f"cannot read the policy {candidate}: {error.strerror}") from error
+            raise InvalidPolicy(f"cannot read the policy {candidate}: {error.strerror}") from error
         return Policy.from_json(raw, str(candidate))
     tried = " or ".join(str(candidate) for candidate in candidates)
-    raise PolicyRejected(f"no policy file at {tried} (write one, or use --insecure-policy)")
+    raise InvalidPolicy(f"no policy file at {tried} (write one, or use --insecure-policy)")

@@ -2,8 +2,6 @@
 
 - reference text: ``PATH[:REF]`` split as containers/image does (at the
   first colon: a path cannot hold one, a ref name may);
-- the errors these transports add to ``pallet.oci.errors``' tree
-  (``LocalImageNotFound``, ``AmbiguousImage``, ``UnsafeArchive``);
 - ``write_verified``: stream a blob into a file atomically, verified against
   what its ``BlobInfo`` promises (or hashed when nothing is promised);
 - ``check_manifest_digest``: a child manifest must hash to its instance digest;
@@ -34,25 +32,13 @@ from typing import Any, BinaryIO, cast
 
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest, Digester, verify_bytes
-from pallet.oci.errors import DigestMismatch, ImageNotFound, InvalidImageName, SizeMismatch, TransportError
+from pallet.oci.errors import DigestMismatch, InvalidImageName, SizeMismatch, TransportError, UnsafeArchive
 from pallet.oci.layout import is_valid_ref_name
 from pallet.oci.manifest import parse_manifest
 from pallet.oci.transports.base import BlobInfo, SystemContext
 
 #: Bytes copied at a time: the memory a streaming copy needs.
 CHUNK_SIZE = 1 << 20
-
-
-class LocalImageNotFound(TransportError, ImageNotFound):
-    """There is no image at the local path (or under the name) given."""
-
-
-class AmbiguousImage(TransportError):
-    """The reference names no image and the place holds several: the user must choose one."""
-
-
-class UnsafeArchive(TransportError):
-    """An archive holds a member that would land outside its directory, or is not a file or directory."""
 
 
 @dataclass(frozen=True, slots=True)

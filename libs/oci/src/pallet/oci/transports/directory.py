@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pallet.oci.digest import Digest
-from pallet.oci.errors import BlobUnknown, TransportError
+from pallet.oci.errors import BlobUnknown, LocalImageNotFound, TransportError
 from pallet.oci.manifest import parse_manifest
 from pallet.oci.transports._local import (
-    LocalImageNotFound,
     check_manifest_digest,
     manifest_media_type,
     os_failure,

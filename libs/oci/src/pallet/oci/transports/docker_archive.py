@@ -43,9 +43,11 @@ from typing import Any, BinaryIO
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest, Digester, VerifyingReader, verify_bytes
 from pallet.oci.errors import (
+    AmbiguousImage,
     BlobUnknown,
     InvalidImageName,
     InvalidReference,
+    LocalImageNotFound,
     ManifestTypeRejected,
     TransportError,
     UnsupportedOperation,
@@ -55,9 +57,7 @@ from pallet.oci.reference import Reference, parse_normalized, with_default_tag
 from pallet.oci.spec.docker import DockerManifest
 from pallet.oci.transports._local import (
     CHUNK_SIZE,
-    AmbiguousImage,
     AtomicOutput,
-    LocalImageNotFound,
     TarMember,
     TarWriter,
     index_tar,

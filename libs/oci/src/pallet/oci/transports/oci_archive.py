@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pallet.oci.digest import Digest
+from pallet.oci.errors import LocalImageNotFound
 from pallet.oci.layout import OciLayout
 from pallet.oci.transports._local import (
     AtomicOutput,
-    LocalImageNotFound,
     make_temp_dir,
     resolved_path,
     safe_extract,

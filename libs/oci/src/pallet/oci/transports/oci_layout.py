@@ -33,16 +33,17 @@ from typing import BinaryIO
 
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
-from pallet.oci.errors import ManifestTypeRejected, TransportError, UnsupportedMediaType
+from pallet.oci.errors import (
+    AmbiguousImage,
+    LocalImageNotFound,
+    ManifestTypeRejected,
+    TransportError,
+    UnsupportedMediaType,
+)
 from pallet.oci.layout import OciLayout
 from pallet.oci.manifest import parse_manifest
 from pallet.oci.spec.image import Descriptor
-from pallet.oci.transports._local import (
-    AmbiguousImage,
-    LocalImageNotFound,
-    resolved_path,
-    split_path_and_ref,
-)
+from pallet.oci.transports._local import resolved_path, split_path_and_ref
 from pallet.oci.transports.base import (
     BlobInfo,
     ImageDestination,
