@@ -83,8 +83,7 @@ class TokenServer:
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Pallet token issuer",
                  "-keyout", "token.key", "-out", "token.crt", cwd=directory)
         server = cls(directory, dict(users), **options)  # type: ignore[arg-type]
-        server._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(server))
-        server._server.daemon_threads = True
+        server._server = _QuietServer(("127.0.0.1", 0), _handler_for(server))
         threading.Thread(target=server._server.serve_forever, args=(0.05,), name="token-server", daemon=True).start()
         return server
 
@@ -150,6 +149,15 @@ class TokenServer:
     def record(self, entry: TokenRequest) -> None:
         with self._lock:
             self.requests.append(entry)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that drop connections (a TLS probe of this plain server) are expected: no tracebacks."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
 
 
 def _handler_for(server: TokenServer) -> type[BaseHTTPRequestHandler]:

@@ -1,7 +1,7 @@
 """Blobs over the distribution API: streamed, resumable downloads and constant-memory uploads.
 
 Downloads (``BlobReader``): the body is read as it arrives (never buffered
-whole), with ``Accept-Encoding: identity`` so the bytes are the blob's own.
+whole; the session asks for ``Accept-Encoding: identity``, so the bytes are the blob's own).
 Redirects to storage backends are followed without the registry's
 Authorization. When the connection breaks after enough progress
 (``resume_min_progress``, as containers/image's body reader decides), the
@@ -44,6 +44,7 @@ from pallet.oci.errors import (
     RemoteBlobUnknown,
     SizeMismatch,
 )
+from pallet.oci.registry.errors_map import transport_error
 from pallet.oci.registry.session import Answer, RegistrySession, close_quietly
 
 #: Bytes read from a source per piece of a streamed upload body.
@@ -107,6 +108,9 @@ class BlobReader(io.RawIOBase):
             except _RESUMABLE as error:
                 self._resume(error)
                 continue
+            except httpx.HTTPError as error:  # a timeout, or worse: not resumed
+                self.close()
+                raise transport_error(error, self._action) from error
             self._accept(chunk)
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]
@@ -139,7 +143,7 @@ class BlobReader(io.RawIOBase):
                 raise DigestMismatch(str(self._digest), str(actual))
 
     def _connect(self, offset: int) -> None:
-        headers = {"Accept-Encoding": "identity"}
+        headers: dict[str, str] = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         response = self._session.open(
@@ -165,13 +169,13 @@ class BlobReader(io.RawIOBase):
             close_quietly(response)
             raise RegistryUnreachable(f"{self._action}: resuming at byte {offset}: {why}", temporary=True)
 
-    def _resume(self, error: Exception) -> None:
-        broken = f"{self._action}: connection broken after {self._received} bytes ({error})"
+    def _resume(self, error: httpx.HTTPError) -> None:
         if self._response is not None:
             close_quietly(self._response)
             self._response = None
+        broken = transport_error(error, f"{self._action} (after {self._received} bytes)")
         if self._received - self._last_connect_offset < self._session.options.resume_min_progress:
-            raise RegistryUnreachable(broken, temporary=True) from error
+            raise broken from error
         self._sleep(self._session.options.resume_delay)
         try:
             self._connect(self._received)

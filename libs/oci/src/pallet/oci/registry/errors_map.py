@@ -170,18 +170,23 @@ def transport_errors(action: str) -> Iterator[None]:
     """Map httpx's exceptions raised inside the block to ``RegistryUnreachable`` (cause chained)."""
     try:
         yield
-    except httpx.TimeoutException as error:
-        raise RegistryUnreachable(f"{action}: timed out ({type(error).__name__})", temporary=True) from error
-    except (httpx.ConnectError, httpx.ReadError, httpx.WriteError) as error:
-        raise _network_error(error, action) from error
-    except httpx.RemoteProtocolError as error:
-        raise RegistryUnreachable(f"{action}: connection broken: {error}", temporary=True) from error
-    except httpx.TooManyRedirects as error:
-        raise RegistryUnreachable(f"{action}: too many redirects", temporary=False) from error
-    except httpx.HTTPError as error:
-        raise RegistryUnreachable(f"{action}: {type(error).__name__}: {error}", temporary=False) from error
-    except httpx.InvalidURL as error:
-        raise RegistryUnreachable(f"{action}: invalid URL: {error}", temporary=False) from error
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        raise transport_error(error, action) from error
+
+
+def transport_error(error: httpx.HTTPError | httpx.InvalidURL, action: str) -> RegistryUnreachable:
+    """The ``RegistryUnreachable`` for an httpx exception met while doing ``action``."""
+    if isinstance(error, httpx.TimeoutException):
+        return RegistryUnreachable(f"{action}: timed out ({type(error).__name__})", temporary=True)
+    if isinstance(error, (httpx.ConnectError, httpx.ReadError, httpx.WriteError)):
+        return _network_error(error, action)
+    if isinstance(error, httpx.RemoteProtocolError):
+        return RegistryUnreachable(f"{action}: connection broken: {error}", temporary=True)
+    if isinstance(error, httpx.TooManyRedirects):
+        return RegistryUnreachable(f"{action}: too many redirects", temporary=False)
+    if isinstance(error, httpx.InvalidURL):
+        return RegistryUnreachable(f"{action}: invalid URL: {error}", temporary=False)
+    return RegistryUnreachable(f"{action}: {type(error).__name__}: {error}", temporary=False)
 
 
 def _network_error(error: httpx.HTTPError, action: str) -> RegistryUnreachable:

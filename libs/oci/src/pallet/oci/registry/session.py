@@ -78,7 +78,11 @@ class RegistrySession:
         self._client = httpx.Client(
             verify=make_ssl_context(verify=self.tls_verify, cert_dir=cert_dir),
             timeout=timeout,
-            headers={"User-Agent": self.options.user_agent, "Docker-Distribution-API-Version": "registry/2.0"},
+            headers={
+                "User-Agent": self.options.user_agent,
+                "Docker-Distribution-API-Version": "registry/2.0",
+                "Accept-Encoding": "identity",  # bytes as stored: blobs are hashed, bodies capped by their size
+            },
             transport=transport,
             trust_env=False,
         )
