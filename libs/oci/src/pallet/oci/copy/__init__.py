@@ -7,7 +7,9 @@
 - ``policy``: policy.json (``Policy``, ``load_policy``);
 - ``single`` / ``multiple``: one image / an index;
 - ``blobs``: the per-blob pipeline; ``compression``: detection and streaming recompression;
-- ``manifest_convert``: choosing and converting manifest formats; ``retry``: back-off.
+- ``manifest_convert``: choosing and converting manifest formats.
+
+Temporary failures are retried with ``pallet.oci.retry.with_retries``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ the stream, and when it is recompressed the rest of the source is drained
 and checked before the new stream ends, so a destination never sees the end
 of a stream whose source was wrong (and keeps nothing of it).
 
-A temporary failure restarts the whole blob (``retry.with_retries``).
+A temporary failure restarts the whole blob (``pallet.oci.retry.with_retries``).
 Layers are copied by a pool of ``CopySession.parallel_copies()`` threads,
 largest first; the first failure cancels the others.
 """
@@ -31,11 +31,11 @@ from pallet.oci.copy.compression import (
 )
 from pallet.oci.copy.manifest_convert import StoredLayer
 from pallet.oci.copy.result import BlobAction
-from pallet.oci.copy.retry import with_retries
 from pallet.oci.copy.session import CopySession
 from pallet.oci.digest import Digest, VerifyingReader
 from pallet.oci.errors import ConversionError, DigestMismatch, OciError
 from pallet.oci.mediatypes import Compression, is_layer, layer_compression, oci_layer_media_type
+from pallet.oci.retry import with_retries
 from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import BlobInfo
 

@@ -12,7 +12,7 @@ it has. Order of work:
 3. open the destination; blobs, then manifests, then ``commit``.
 
 Any failure closes the destination without ``commit``: it keeps no image.
-Temporary failures are retried (``retry.with_retries``).
+Temporary failures are retried (``pallet.oci.retry.with_retries``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pallet.oci.copy.options import CopyOptions
 from pallet.oci.copy.policy import Policy, load_policy
 from pallet.oci.copy.progress import NullProgress, ProgressSink
 from pallet.oci.copy.result import CopyResult
-from pallet.oci.copy.retry import with_retries
 from pallet.oci.copy.session import CopySession
 from pallet.oci.copy.single import prepare_image, write_manifest
 from pallet.oci.digest import verify_bytes
 from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_manifest
 from pallet.oci.platform import NormalizedPlatform, choose_manifest, host_platform, normalize_platform
+from pallet.oci.retry import with_retries
 from pallet.oci.spec.docker import DockerManifestList
 from pallet.oci.spec.image import ImageIndex
 from pallet.oci.transports.base import ImageReference, ImageSource, SystemContext

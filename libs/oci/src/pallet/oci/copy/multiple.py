@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from pallet.oci.copy.manifest_convert import Family, build_index, family_of, manifest_type_candidates
 from pallet.oci.copy.result import BlobOutcome, CopyResult
-from pallet.oci.copy.retry import with_retries
 from pallet.oci.copy.session import CopySession
 from pallet.oci.copy.single import PreparedImage, prepare_image, write_manifest
 from pallet.oci.digest import Digest, verify_bytes
 from pallet.oci.errors import ConversionError, ManifestTypeRejected, UnsupportedMediaType
 from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_manifest
+from pallet.oci.retry import with_retries
 from pallet.oci.spec.docker import DockerManifestList
 from pallet.oci.spec.image import Descriptor, ImageIndex
 
