@@ -137,3 +137,22 @@ def test_a_registry_token_is_sent_as_is(token_registry, token_options) -> None:
     with RegistryClient(token_registry.host, options) as client:
         client.get_manifest(name, "v1")
     assert new_token_requests(token_registry, before) == []
+
+
+def test_threads_share_one_client_and_its_token_cache(token_registry, token_options) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = f"private/{secrets.token_hex(4)}"
+    blobs = [secrets.token_bytes(50_000 + n) for n in range(12)]
+    before = len(token_registry.token_server.token_requests())
+    with RegistryClient(token_registry.host, token_options) as client:
+        def roundtrip(data: bytes) -> bool:
+            client.push_blob(name, io.BytesIO(data), digest=Digest.from_bytes(data), size=len(data))
+            with client.get_blob(name, Digest.from_bytes(data)) as stream:
+                return stream.read() == data
+
+        with ThreadPoolExecutor(6) as pool:
+            assert all(pool.map(roundtrip, blobs))
+    fetched = new_token_requests(token_registry, before)
+    # threads that miss the cache together may each fetch one; never one per request
+    assert 1 <= len(fetched) <= 6 + 1, [request.scopes for request in fetched]
