@@ -202,7 +202,7 @@ class RegistryAuth(httpx.Auth):
     @property
     def credentials_sent(self) -> bool:
         """True when requests carry the user's credentials (a 401 then means they are wrong)."""
-        return self._credentials is not None or self._registry_token is not None
+        return self._credentials is not None
 
     def learn(self, response: httpx.Response) -> None:
         """Remember the first supported challenge of ``response`` (the ping's answer)."""
