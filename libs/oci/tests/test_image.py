@@ -61,3 +61,21 @@ def test_wanted_platform_defaults_to_the_host() -> None:
     assert host.os == "linux"
     assert host.architecture in {"amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"}
     assert wanted_platform(dataclasses.replace(SystemContext(), architecture_choice="arm", variant_choice="v6")).variant == "v6"
+
+
+def test_an_architecture_override_drops_the_hosts_variant_unless_one_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pallet.oci import image
+    from pallet.oci.platform import normalize_platform
+
+    monkeypatch.setattr(image, "host_platform", lambda: normalize_platform("linux", "arm", "v6"))
+    assert str(wanted_platform(SystemContext())) == "linux/arm/v6"
+    assert str(wanted_platform(SystemContext(architecture_choice="arm"))) == "linux/arm/v7"  # arm's default variant
+    assert str(wanted_platform(SystemContext(architecture_choice="arm", variant_choice="v5"))) == "linux/arm/v5"
+    assert str(wanted_platform(SystemContext(variant_choice="v5"))) == "linux/arm/v5"
+    assert str(wanted_platform(SystemContext(os_choice="freebsd"))) == "freebsd/arm/v6"
+
+
+def test_the_copy_engine_uses_the_same_wanted_platform() -> None:
+    from pallet.oci import copy
+
+    assert copy.wanted_platform is wanted_platform

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pallet.oci.digest import Digest, VerifyingReader
-from pallet.oci.errors import SizeMismatch
+from pallet.oci.digest import Digest, VerifyingReader, verify_bytes
+from pallet.oci.errors import SizeMismatch, UnsupportedMediaType
 from pallet.oci.platform import NormalizedPlatform, choose_manifest, host_platform, normalize_platform
 
 if TYPE_CHECKING:
     from pallet.oci.manifest import AnyConfig, AnyManifest, ParsedConfig, ParsedManifest
+    from pallet.oci.spec.image import Descriptor
     from pallet.oci.transports.base import ImageSource, SystemContext
 
 CONFIG_SIZE_LIMIT = 4 * 1024 * 1024  # as containers/image: a config is small; refuse huge ones
@@ -33,29 +34,65 @@ class ImageView:
 
 
 def wanted_platform(context: SystemContext) -> NormalizedPlatform:
-    """The platform to choose from an index: the --override-* choices, else this host."""
+    """The platform to choose from an index: this host's, with the ``--override-os/arch/variant``
+    choices of ``context``.
+
+    As in containers/image, overriding the architecture drops the host's
+    variant unless a variant is given too (even when the override names the
+    host's own architecture).
+    """
     host = host_platform()
-    architecture = context.architecture_choice or host.architecture
-    variant = context.variant_choice if context.variant_choice is not None else (
-        host.variant if architecture == host.architecture else None)
-    return normalize_platform(context.os_choice or host.os, architecture, variant)
+    variant = context.variant_choice if context.architecture_choice else (context.variant_choice or host.variant)
+    return normalize_platform(
+        context.os_choice or host.os, context.architecture_choice or host.architecture, variant or None
+    )
 
 
 def read_top_manifest(source: ImageSource) -> ParsedManifest[AnyManifest]:
+    """The manifest the source's reference names (maybe an index), parsed; not retried."""
     from pallet.oci.manifest import parse_manifest
 
     raw, media_type = source.get_manifest()
     return parse_manifest(raw, media_type)
 
 
+def choose_instance(index: ParsedManifest[AnyManifest], context: SystemContext) -> Descriptor:
+    """The entry of ``index`` for ``wanted_platform(context)``; ``NoMatchingPlatform`` when none fits."""
+    from pallet.oci.spec.docker import DockerManifestList
+    from pallet.oci.spec.image import ImageIndex
+
+    model = index.model
+    if not isinstance(model, (ImageIndex, DockerManifestList)):
+        raise UnsupportedMediaType(index.media_type, context="index")
+    return choose_manifest(model, wanted_platform(context))
+
+
+def read_instance(source: ImageSource, entry: Descriptor) -> ParsedManifest[AnyManifest]:
+    """The child manifest ``entry`` names, checked against its digest and size, parsed.
+
+    ``DigestMismatch``/``SizeMismatch`` when the bytes are not what the
+    index promised. The child may itself be an index: callers that need an
+    image manifest refuse it.
+    """
+    from pallet.oci.manifest import parse_manifest
+
+    raw, media_type = source.get_manifest(entry.digest)
+    verify_bytes(raw, entry.digest, entry.size)
+    return parse_manifest(raw, media_type or entry.media_type)
+
+
 def read_image(source: ImageSource, context: SystemContext) -> ImageView:
-    """The image the source names; for an index, its instance for ``wanted_platform``."""
+    """The image the source names; for an index, its instance for ``wanted_platform``.
+
+    The instance is checked only by the source (against its digest), as
+    skopeo inspect does; an index as the instance raises ``UnsupportedMediaType``.
+    """
     from pallet.oci.manifest import parse_image_manifest
 
     top = read_top_manifest(source)
     manifest, instance = top, None
     if top.is_index:
-        entry = choose_manifest(top.model, wanted_platform(context))  # type: ignore[arg-type]
+        entry = choose_instance(top, context)
         instance = entry.digest
         raw, media_type = source.get_manifest(instance)
         manifest = parse_image_manifest(raw, media_type or entry.media_type)

@@ -1,6 +1,6 @@
 """The copy engine: ``copy_image`` moves an image between any two transports (``skopeo copy``).
 
-- ``engine``: ``copy_image`` and the choice of an index's child;
+- ``engine``: ``copy_image`` (``wanted_platform``, re-exported, is ``pallet.oci.image``'s);
 - ``options``: ``CopyOptions`` (skopeo's flags);
 - ``result``: ``CopyResult`` and ``BlobOutcome``;
 - ``progress``: the ``ProgressSink`` the engine reports to;
@@ -14,11 +14,12 @@ Temporary failures are retried with ``pallet.oci.retry.with_retries``.
 
 from __future__ import annotations
 
-from pallet.oci.copy.engine import copy_image, wanted_platform
+from pallet.oci.copy.engine import copy_image
 from pallet.oci.copy.options import CopyOptions
 from pallet.oci.copy.policy import Policy, load_policy
 from pallet.oci.copy.progress import NullProgress, ProgressSink
 from pallet.oci.copy.result import BlobOutcome, CopyResult
+from pallet.oci.image import wanted_platform
 
 __all__ = [
     "BlobOutcome",

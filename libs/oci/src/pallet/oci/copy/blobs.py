@@ -8,7 +8,7 @@ the stream, and when it is recompressed the rest of the source is drained
 and checked before the new stream ends, so a destination never sees the end
 of a stream whose source was wrong (and keeps nothing of it).
 
-A temporary failure restarts the whole blob (``pallet.oci.retry.with_retries``).
+A temporary failure restarts the whole blob (``CopySession.retried``).
 Layers are copied by a pool of ``CopySession.parallel_copies()`` threads,
 largest first; the first failure cancels the others.
 """
@@ -35,7 +35,6 @@ from pallet.oci.copy.session import CopySession
 from pallet.oci.digest import Digest, VerifyingReader
 from pallet.oci.errors import ConversionError, DigestMismatch, OciError
 from pallet.oci.mediatypes import Compression, is_layer, layer_compression, oci_layer_media_type
-from pallet.oci.retry import with_retries
 from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import BlobInfo
 
@@ -161,13 +160,7 @@ class BlobCopier:
         info = blob_info(job.descriptor)
         if job.descriptor.urls and session.dest.accepts_foreign_layer_urls():
             return self._skipped(job, None, "foreign")
-        options = session.options
-        return with_retries(
-            lambda: self._reuse_or_stream(job, info),
-            times=options.retry_times,
-            delay=options.retry_delay,
-            what=f"copying blob {job.descriptor.digest}",
-        )
+        return session.retried(lambda: self._reuse_or_stream(job, info), f"copying blob {job.descriptor.digest}")
 
     def _reuse_or_stream(self, job: BlobJob, info: BlobInfo) -> CopiedBlob:
         if job.target is None:  # a blob to recompress cannot be found under its source digest

@@ -7,7 +7,8 @@ it has. Order of work:
 1. open the source, evaluate the policy on it (before anything is copied);
 2. read the top-level manifest; for an index, ``multi_arch`` decides:
    ``system`` picks the child for this host (or the ``--override-*``
-   choices of the source context) and copies it as a single image;
+   choices of the source context: ``pallet.oci.image.wanted_platform``)
+   and copies it as a single image;
    ``all`` and ``index-only`` go to ``multiple.copy_index``;
 3. open the destination; blobs, then manifests, then ``commit``.
 
@@ -24,13 +25,10 @@ from pallet.oci.copy.progress import NullProgress, ProgressSink
 from pallet.oci.copy.result import CopyResult
 from pallet.oci.copy.session import CopySession
 from pallet.oci.copy.single import prepare_image, write_manifest
-from pallet.oci.digest import verify_bytes
-from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_manifest
-from pallet.oci.platform import NormalizedPlatform, choose_manifest, host_platform, normalize_platform
+from pallet.oci.image import choose_instance, read_top_manifest
+from pallet.oci.manifest import AnyManifest, ParsedManifest
 from pallet.oci.retry import with_retries
-from pallet.oci.spec.docker import DockerManifestList
-from pallet.oci.spec.image import ImageIndex
-from pallet.oci.transports.base import ImageReference, ImageSource, SystemContext
+from pallet.oci.transports.base import ImageReference, ImageSource
 
 
 def copy_image(
@@ -65,10 +63,12 @@ def copy_image(
 
 
 def _read_manifest(source: ImageSource, options: CopyOptions) -> ParsedManifest[AnyManifest]:
-    raw, media_type = with_retries(
-        source.get_manifest, times=options.retry_times, delay=options.retry_delay, what="reading the manifest"
+    return with_retries(
+        lambda: read_top_manifest(source),
+        times=options.retry_times,
+        delay=options.retry_delay,
+        what="reading the manifest",
     )
-    return parse_manifest(raw, media_type or None)
 
 
 def _copy_top(session: CopySession, top: ParsedManifest[AnyManifest]) -> CopyResult:
@@ -82,27 +82,4 @@ def _copy_top(session: CopySession, top: ParsedManifest[AnyManifest]) -> CopyRes
 
 def _choose_instance(session: CopySession, index: ParsedManifest[AnyManifest]) -> ParsedManifest[AnyManifest]:
     """The child of ``index`` for the wanted platform, read and verified against its descriptor."""
-    model = index.model
-    assert isinstance(model, (ImageIndex, DockerManifestList))
-    entry = choose_manifest(model, wanted_platform(session.options.source_context))
-    raw, media_type = with_retries(
-        lambda: session.source.get_manifest(entry.digest),
-        times=session.options.retry_times,
-        delay=session.options.retry_delay,
-        what=f"reading the manifest {entry.digest}",
-    )
-    verify_bytes(raw, entry.digest, entry.size)
-    return parse_manifest(raw, media_type or entry.media_type)
-
-
-def wanted_platform(context: SystemContext) -> NormalizedPlatform:
-    """The host's platform, with the ``--override-os/arch/variant`` choices of ``context``.
-
-    As in containers/image, overriding the architecture drops the host's
-    variant unless a variant is given too.
-    """
-    host = host_platform()
-    variant = context.variant_choice if context.architecture_choice else (context.variant_choice or host.variant)
-    return normalize_platform(
-        context.os_choice or host.os, context.architecture_choice or host.architecture, variant or None
-    )
+    return session.read_instance(choose_instance(index, session.options.source_context))

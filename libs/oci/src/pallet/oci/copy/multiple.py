@@ -17,10 +17,9 @@ from pallet.oci.copy.manifest_convert import Family, build_index, family_of, man
 from pallet.oci.copy.result import BlobOutcome, CopyResult
 from pallet.oci.copy.session import CopySession
 from pallet.oci.copy.single import PreparedImage, prepare_image, write_manifest
-from pallet.oci.digest import Digest, verify_bytes
+from pallet.oci.digest import Digest
 from pallet.oci.errors import ConversionError, ManifestTypeRejected, UnsupportedMediaType
-from pallet.oci.manifest import AnyManifest, ParsedManifest, parse_manifest
-from pallet.oci.retry import with_retries
+from pallet.oci.manifest import AnyManifest, ParsedManifest
 from pallet.oci.spec.docker import DockerManifestList
 from pallet.oci.spec.image import Descriptor, ImageIndex
 
@@ -61,15 +60,7 @@ def _children_family(source_type: str, index_type: str, forced: Family | None) -
 
 
 def _prepare_child(session: CopySession, entry: Descriptor, family: Family | None) -> PreparedImage:
-    options = session.options
-    raw, media_type = with_retries(
-        lambda: session.source.get_manifest(entry.digest),
-        times=options.retry_times,
-        delay=options.retry_delay,
-        what=f"reading the manifest {entry.digest}",
-    )
-    verify_bytes(raw, entry.digest, entry.size)
-    child = parse_manifest(raw, media_type or entry.media_type)
+    child = session.read_instance(entry)
     if child.is_index:
         raise UnsupportedMediaType(child.media_type, context="index entry (nested indexes are not copied)")
     return prepare_image(session, child, instance_digest=entry.digest, forced_family=family)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pallet.oci.copy.options import CopyOptions
 from pallet.oci.copy.progress import ProgressSink
+from pallet.oci.image import read_instance
+from pallet.oci.manifest import AnyManifest, ParsedManifest
+from pallet.oci.retry import with_retries
+from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import ImageDestination, ImageSource
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,3 +37,11 @@ class CopySession:
         if self.dest.has_threadsafe_put_blob() and self.source.has_threadsafe_get_blob():
             return self.options.image_parallel_copies
         return 1
+
+    def retried(self, operation: Callable[[], T], what: str) -> T:
+        """``operation()``, tried again on temporary errors as the options say (``retry_times``, ``retry_delay``)."""
+        return with_retries(operation, times=self.options.retry_times, delay=self.options.retry_delay, what=what)
+
+    def read_instance(self, entry: Descriptor) -> ParsedManifest[AnyManifest]:
+        """The child manifest ``entry`` names, verified (``image.read_instance``), retried."""
+        return self.retried(lambda: read_instance(self.source, entry), f"reading the manifest {entry.digest}")
