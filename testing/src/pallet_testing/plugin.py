@@ -198,3 +198,23 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
     yield TokenRegistry(server, token_server, username, password)
     server.stop()
     token_server.stop()
+
+
+# --- a faulty proxy in front of a registry (pallet_testing.faulty_proxy)
+
+from pallet_testing.faulty_proxy import FaultyProxy  # noqa: E402 - this section is appended to the fixtures above
+
+
+@pytest.fixture
+def faulty_proxy() -> Iterator[Callable[[RegistryServer], FaultyProxy]]:
+    """``faulty_proxy(upstream)``: a FaultyProxy forwarding to ``upstream``, stopped at the end of the test."""
+    started: list[FaultyProxy] = []
+
+    def start(upstream: RegistryServer) -> FaultyProxy:
+        proxy = FaultyProxy.start(upstream)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
