@@ -372,7 +372,13 @@ class MemoryDestination(ImageDestination):
 
 
 class RecordingProgress:
-    """A thread-safe ``pallet.oci.copy.ProgressSink`` keeping every event as a tuple."""
+    """A thread-safe ``pallet.oci.copy.ProgressSink`` keeping every event as a tuple.
+
+    ``("copy", index)``, ``("instances", count, total)``, ``("instance", digest, position, count)``,
+    ``("started", digest, size, is_config)``, ``("progress", digest, copied)``,
+    ``("skipped", digest, size, reason)``, ``("done", digest, stored, size)``,
+    ``("manifest", digest, media_type, instance)``, ``("index", digest, media_type)``.
+    """
 
     def __init__(self) -> None:
         self.events: list[tuple[object, ...]] = []
@@ -381,6 +387,15 @@ class RecordingProgress:
     def _add(self, *event: object) -> None:
         with self._lock:
             self.events.append(event)
+
+    def copy_started(self, *, index: bool) -> None:
+        self._add("copy", index)
+
+    def instances_started(self, count: int, total: int) -> None:
+        self._add("instances", count, total)
+
+    def instance_started(self, digest: Digest, position: int, count: int) -> None:
+        self._add("instance", str(digest), position, count)
 
     def blob_started(self, digest: Digest, size: int, *, is_config: bool) -> None:
         self._add("started", str(digest), size, is_config)
@@ -396,6 +411,9 @@ class RecordingProgress:
 
     def manifest_written(self, digest: Digest, media_type: str, *, instance: bool) -> None:
         self._add("manifest", str(digest), media_type, instance)
+
+    def index_written(self, digest: Digest, media_type: str) -> None:
+        self._add("index", str(digest), media_type)
 
     def of_kind(self, kind: str) -> list[tuple[object, ...]]:
         return [event for event in self.events if event[0] == kind]

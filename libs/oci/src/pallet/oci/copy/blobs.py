@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import BinaryIO, Literal, cast
 
 from pallet.oci.copy.compression import (
     CHUNK_SIZE,
@@ -36,9 +36,12 @@ from pallet.oci.digest import Digest, VerifyingReader
 from pallet.oci.errors import ConversionError, DigestMismatch, OciError
 from pallet.oci.mediatypes import Compression, is_layer, layer_compression, oci_layer_media_type
 from pallet.oci.spec.image import Descriptor
-from pallet.oci.transports.base import BlobInfo
+from pallet.oci.transports.base import BlobInfo, ReusedBlob
 
 _PROGRESS_STEP = 256 * 1024  # report progress at most once per this many bytes
+
+#: Why a blob is not streamed (``ProgressSink.blob_skipped``'s reason).
+SkipReason = Literal["exists", "mounted", "foreign"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +169,12 @@ class BlobCopier:
         if job.target is None:  # a blob to recompress cannot be found under its source digest
             reused = self._session.dest.try_reusing_blob(info, can_substitute=job.can_substitute)
             if reused is not None:
-                return self._skipped(job, reused, "exists")
+                mounted = isinstance(reused, ReusedBlob) and reused.mounted
+                return self._skipped(job, reused, "mounted" if mounted else "exists")
         return self._stream(job, info)
 
-    def _skipped(self, job: BlobJob, reused: BlobInfo | None, reason: BlobAction | str) -> CopiedBlob:
+    def _skipped(self, job: BlobJob, reused: BlobInfo | None, reason: SkipReason) -> CopiedBlob:
+        """The blob is not streamed: the destination holds it (``reused``), mounted it, or it is foreign."""
         descriptor = job.descriptor
         digest = reused.digest if reused is not None and reused.digest is not None else descriptor.digest
         size = reused.size if reused is not None and reused.size >= 0 else descriptor.size
@@ -177,7 +182,7 @@ class BlobCopier:
         if reused is not None and digest != descriptor.digest and is_layer(reused.media_type):
             compression = layer_compression(reused.media_type)  # a substitute, perhaps compressed otherwise
         self._session.progress.blob_skipped(descriptor.digest, size, is_config=job.is_config, reason=reason)
-        action: BlobAction = "foreign" if reason == "foreign" else "skipped"
+        action: BlobAction = "skipped" if reason == "exists" else reason
         return CopiedBlob(StoredLayer(descriptor, digest, size, compression), action, job.is_config)
 
     def _stream(self, job: BlobJob, info: BlobInfo) -> CopiedBlob:

@@ -10,7 +10,10 @@ it has. Order of work:
    choices of the source context: ``pallet.oci.image.wanted_platform``)
    and copies it as a single image;
    ``all`` and ``index-only`` go to ``multiple.copy_index``;
-3. open the destination; blobs, then manifests, then ``commit``.
+3. open the destination and tell it where the blobs come from
+   (``set_source_hint``: a registry mounts blobs across its repositories);
+   blobs, then manifests, then ``commit``. Progress goes to the
+   ``ProgressSink`` in the order ``copy.progress`` describes.
 
 Any failure closes the destination without ``commit``: it keeps no image.
 Temporary failures are retried (``pallet.oci.retry.with_retries``).
@@ -42,8 +45,9 @@ def copy_image(
     """Copy the image ``source_ref`` names to ``dest_ref``; see the module docstring.
 
     ``policy`` None loads the default policy.json (``load_policy`` with the
-    source context's home). Raises ``PolicyRejected`` before any blob moves
-    when the policy refuses the image; ``DigestMismatch``/``SizeMismatch``
+    source context's home; ``InvalidPolicy`` when there is no valid one).
+    Raises ``PolicyRejected`` before any blob moves when the policy refuses
+    the image; ``DigestMismatch``/``SizeMismatch``
     when the source serves other bytes than its manifest promises;
     ``ConversionError`` when the copy cannot be done as asked;
     ``ManifestTypeRejected`` when the destination takes no form of the
@@ -56,6 +60,7 @@ def copy_image(
         policy.check(source_ref)
         top = _read_manifest(source, options)
         with dest_ref.new_destination(options.dest_context) as dest:
+            dest.set_source_hint(source_ref)
             session = CopySession(source, dest, options, progress or NullProgress())
             result = _copy_top(session, top)
             dest.commit()
@@ -72,7 +77,9 @@ def _read_manifest(source: ImageSource, options: CopyOptions) -> ParsedManifest[
 
 
 def _copy_top(session: CopySession, top: ParsedManifest[AnyManifest]) -> CopyResult:
-    if top.is_index and session.options.multi_arch != "system":
+    several = top.is_index and session.options.multi_arch != "system"
+    session.progress.copy_started(index=several)
+    if several:
         return copy_index(session, top)
     image = _choose_instance(session, top) if top.is_index else top
     prepared = prepare_image(session, image, instance_digest=image.digest if top.is_index else None, forced_family=None)

@@ -13,6 +13,8 @@ copies it as a single image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pallet.oci.copy.manifest_convert import Family, build_index, family_of, manifest_type_candidates
 from pallet.oci.copy.result import BlobOutcome, CopyResult
 from pallet.oci.copy.session import CopySession
@@ -34,10 +36,11 @@ def copy_index(session: CopySession, index: ParsedManifest[AnyManifest]) -> Copy
     )
     signatures = [] if options.remove_signatures else session.source.get_signatures(None)
     if options.multi_arch == "index-only":
+        session.progress.instances_started(0, len(model.manifests))
         written = _write_index(session, index, candidates, {}, signatures)
         return CopyResult(written.digest, written.media_type, written.raw, ())
     children_family = _children_family(index.media_type, candidates[0], options.format)
-    prepared = [_prepare_child(session, entry, children_family) for entry in model.manifests]
+    prepared = _prepare_children(session, model.manifests, children_family)
     new_children: dict[Digest, Descriptor] = {}
     outcomes: list[BlobOutcome] = []
     for entry, image in zip(model.manifests, prepared):
@@ -57,6 +60,18 @@ def _children_family(source_type: str, index_type: str, forced: Family | None) -
     if forced is not None:
         return forced
     return family_of(index_type) if index_type != source_type else None
+
+
+def _prepare_children(
+    session: CopySession, entries: Sequence[Descriptor], family: Family | None
+) -> list[PreparedImage]:
+    """Copy the blobs of every child in index order, telling the progress sink which image is at work."""
+    session.progress.instances_started(len(entries), len(entries))
+    prepared = []
+    for position, entry in enumerate(entries, start=1):
+        session.progress.instance_started(entry.digest, position, len(entries))
+        prepared.append(_prepare_child(session, entry, family))
+    return prepared
 
 
 def _prepare_child(session: CopySession, entry: Descriptor, family: Family | None) -> PreparedImage:
@@ -85,7 +100,7 @@ def _write_index(
         except ManifestTypeRejected as error:
             rejected = error
             continue
-        session.progress.manifest_written(written.digest, written.media_type, instance=False)
+        session.progress.index_written(written.digest, written.media_type)
         if signatures:
             session.dest.put_signatures(signatures, None)
         return written

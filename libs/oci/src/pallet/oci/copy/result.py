@@ -8,7 +8,7 @@ from typing import Literal
 from pallet.oci.digest import Digest
 
 #: copied: streamed to the destination; skipped: the destination had it;
-#: mounted: the destination got it without a copy (reserved: the protocol cannot tell yet);
+#: mounted: the destination got it without a copy (a registry's cross-repository mount);
 #: foreign: a non-distributable layer left at its URLs.
 BlobAction = Literal["copied", "skipped", "mounted", "foreign"]
 

@@ -19,6 +19,7 @@ from pallet.oci.transports.base import (
     ImageReference,
     ImageSource,
     ImageTransport,
+    ReusedBlob,
     SystemContext,
     Transports,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "ImageReference",
     "ImageSource",
     "ImageTransport",
+    "ReusedBlob",
     "SystemContext",
     "Transports",
     "default_transports",

@@ -83,6 +83,18 @@ class BlobInfo:
     annotations: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ReusedBlob(BlobInfo):
+    """What ``try_reusing_blob`` may return to say how the blob was reused.
+
+    ``mounted``: the destination did not hold the blob but got it without a
+    copy (a registry's cross-repository mount). A plain ``BlobInfo`` means
+    the destination already held it.
+    """
+
+    mounted: bool = False
+
+
 class ImageTransport(ABC):
     """A named way to address images, e.g. ``docker`` or ``oci``."""
 
@@ -209,10 +221,18 @@ class ImageDestination(_Closing, ABC):
 
     def set_source_hint(self, source: ImageReference) -> None:
         """Where the blobs will come from; a destination may use it to reuse them
-        (a registry mounts blobs across repositories of the same host)."""
+        (a registry mounts blobs across repositories of the same host).
+
+        The copy engine calls it once, right after opening the destination.
+        """
 
     def try_reusing_blob(self, info: BlobInfo, *, can_substitute: bool = False) -> BlobInfo | None:
-        """The blob as the destination already holds it (or mounted it), else None."""
+        """The blob as the destination now holds it without a copy, else None.
+
+        A ``ReusedBlob`` with ``mounted=True`` when it was just mounted from
+        elsewhere; a plain ``BlobInfo`` (or a ``ReusedBlob`` with ``mounted``
+        False) when the destination already held it.
+        """
         return None
 
     @abstractmethod

@@ -13,7 +13,8 @@ containers/image refuses them.
   ``repository_tags`` lists the repository's tags.
 - Destination: stores every manifest type a registry takes; blobs already in
   the repository are reused (HEAD), blobs of another repository of the same
-  registry are mounted (``set_source_hint``), others are uploaded streamed;
+  registry are mounted (``set_source_hint``; ``try_reusing_blob`` then says
+  so with a ``ReusedBlob(mounted=True)``), others are uploaded streamed;
   children of an index are put by digest, the top-level manifest by tag (or
   digest). A registry makes a manifest visible when it is put, so ``commit``
   has nothing left to do: the copy engine puts the manifest last.
@@ -29,13 +30,17 @@ from typing import BinaryIO
 from pallet.oci.digest import Digest
 from pallet.oci.errors import InvalidImageName, InvalidReference, RegistryError
 from pallet.oci.reference import Reference, parse_normalized, with_default_tag
-from pallet.oci.registry import RegistryClient, RegistryOptions, open_pull_source, push_endpoint
+from pallet.oci.registry.client import RegistryClient
+from pallet.oci.registry.endpoints import push_endpoint
+from pallet.oci.registry.options import RegistryOptions
+from pallet.oci.registry.pull import open_pull_source
 from pallet.oci.transports.base import (
     BlobInfo,
     ImageDestination,
     ImageReference,
     ImageSource,
     ImageTransport,
+    ReusedBlob,
     SystemContext,
 )
 
@@ -156,7 +161,7 @@ class DockerDestination(ImageDestination):
         if self._mount_from is not None:
             try:
                 if self._client.mount_blob(self._repository, info.digest, self._mount_from):
-                    return BlobInfo(info.digest, info.size, info.media_type)
+                    return ReusedBlob(info.digest, info.size, info.media_type, mounted=True)
             except RegistryError:
                 return None  # not mountable: upload instead
         return None
