@@ -74,6 +74,6 @@ class LineProgress:
         self._line("Writing manifest to image destination")
         self._line("Storing signatures")
 
-    def index_written(self) -> None:
+    def index_written(self, digest: Digest, media_type: str) -> None:
         self._line("Writing manifest list to image destination")
         self._line("Storing list signatures")
