@@ -12,7 +12,8 @@ import pytest
 import zstandard
 
 from pallet.oci import mediatypes as mt
-from pallet.oci.copy.compression import CHUNK_SIZE, PeekableReader, detect_compression, recompress
+from pallet.oci.compression import CHUNK_SIZE, PeekableReader, detect_compression
+from pallet.oci.copy.compression import recompress
 from pallet.oci.digest import Digest
 from pallet.oci.errors import ConversionError
 from pallet_testing.images import tar_bytes, busybox_entries
@@ -138,6 +139,33 @@ def test_a_layer_mislabelled_as_plain_is_stored_as_what_it_is(test_images, memor
     run_copy(source, dest)
     (stored_layer,) = stored(dest)["layers"]
     assert stored_layer == {"mediaType": mt.OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size}
+
+
+@pytest.mark.parametrize(
+    ("desired", "options", "expected"),
+    [
+        ("gzip", {}, mt.OCI_LAYER_GZIP),  # compressed, as containers/image compresses what is plain
+        (None, {}, mt.OCI_LAYER_TAR),  # kept, and described as it is
+        ("gzip", {"preserve_digests": True}, mt.OCI_LAYER_GZIP),  # nothing may change: kept as described
+    ],
+)
+def test_a_plain_layer_mislabelled_as_gzip(test_images, memory, run_copy, stored, desired, options, expected):
+    """As docker-archive sources serve every layer: uncompressed, under the gzip type (skopeo's)."""
+    image = test_images.single_layer_uncompressed
+    layer = image.layers[0]
+    source = memory()
+    manifest = json.loads(image.manifest.data)
+    manifest["layers"][0]["mediaType"] = mt.OCI_LAYER_GZIP  # but the bytes are a plain tar
+    source.add_manifest("src", manifest, {layer.digest: layer.data, image.config.digest: image.config.data})
+    dest = memory(desired_compression=desired)
+    result = run_copy(source, dest, **options)
+    (stored_layer,) = stored(dest)["layers"]
+    assert stored_layer["mediaType"] == expected
+    compressed = desired == "gzip" and not options
+    data = dest.blob_bytes(stored_layer["digest"])
+    assert (gzip.decompress(data) if compressed else data) == layer.data
+    (outcome,) = [blob for blob in result.blobs if not blob.is_config]
+    assert outcome.diff_id == (Digest.parse(layer.diff_id) if compressed else None)
 
 
 def test_corrupt_gzip_that_matches_its_digest_is_a_conversion_error(test_images, memory, run_copy):

@@ -24,11 +24,14 @@ from pallet.oci.errors import (
     ImageNotFound,
     InvalidImageName,
     ManifestTypeRejected,
+    TransportError,
     UnsupportedOperation,
 )
+from pallet.oci.copy import CopyOptions, Policy, copy_image
+from pallet.oci.image import read_image
 from pallet.oci.transports import default_transports
 from pallet.oci.transports.base import BlobInfo, ImageReference, SystemContext
-from pallet.oci.transports.docker_archive import DockerArchiveReference
+from pallet.oci.transports.docker_archive import DockerArchiveReference, archive_repo_tags
 from pallet_testing.images import TestImage, busybox_entries, make_image, make_layer, write_oci_layout
 
 CTX = SystemContext()
@@ -64,6 +67,14 @@ def uncompressed(image: TestImage) -> Uncompressed:
         "layers": [{"mediaType": LAYER_TAR, "size": len(data), "digest": sha256(data)} for data in layers],
     }
     return Uncompressed(json.dumps(doc, separators=(",", ":")).encode(), image.config.data, layers)
+
+
+def as_read(image: Uncompressed) -> bytes:
+    """The manifest a source makes for ``image``, as skopeo's: every layer of the gzip type, by diff_id and size."""
+    doc = json.loads(image.manifest)
+    for layer in doc["layers"]:
+        layer["mediaType"] = LAYER_GZIP
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def write(reference: ImageReference, image: Uncompressed, context: SystemContext = CTX, *, commit: bool = True) -> None:
@@ -147,7 +158,7 @@ def test_round_trip_gives_back_the_same_manifest_and_blobs(name: str, test_image
     image = uncompressed(getattr(test_images, name))
     write(archive_ref(f"{tmp_path}/a.tar:example.com/app:v1"), image)
     raw, blobs = read_all(archive_ref(f"{tmp_path}/a.tar"))
-    assert raw == image.manifest
+    assert raw == as_read(image)
     assert blobs == {sha256(data): data for data in [image.config, *image.layers]}
 
 
@@ -176,7 +187,7 @@ def test_the_archive_layout(test_images: Any, tmp_path: Path) -> None:
     }
 
 
-def test_gzip_layers_are_stored_and_read_as_they_come(test_images: Any, tmp_path: Path) -> None:
+def test_a_gzip_layer_file_is_read_decompressed_under_its_diff_id(test_images: Any, tmp_path: Path) -> None:
     image = test_images.docker_schema2
     with archive_ref(f"{tmp_path}/a.tar").new_destination(CTX) as dest:
         for blob in image.blobs():
@@ -185,10 +196,13 @@ def test_gzip_layers_are_stored_and_read_as_they_come(test_images: Any, tmp_path
             )
         dest.put_manifest(image.manifest.data, image.manifest.media_type)
         dest.commit()
+    with tarfile.open(tmp_path / "a.tar") as tar:  # stored as it came: compressed
+        assert tar.extractfile(f"{image.layers[0].digest[7:]}.tar").read() == image.layers[0].data  # type: ignore[union-attr]
     raw, blobs = read_all(archive_ref(f"{tmp_path}/a.tar"))
     layers = json.loads(raw)["layers"]
-    assert [(layer["mediaType"], layer["digest"]) for layer in layers] == [(LAYER_GZIP, image.layers[0].digest)]
-    assert blobs[image.layers[0].digest] == image.layers[0].data
+    plain = gzip.decompress(image.layers[0].data)
+    assert layers == [{"mediaType": LAYER_GZIP, "size": len(plain), "digest": image.layers[0].diff_id}]
+    assert blobs[image.layers[0].diff_id] == plain
 
 
 def test_only_docker_schema2_is_stored(test_images: Any, tmp_path: Path) -> None:
@@ -216,7 +230,7 @@ def test_an_existing_archive_is_refused(test_images: Any, tmp_path: Path) -> Non
     assert (tmp_path / "a.tar").read_bytes() == b"something"
     (tmp_path / "empty.tar").touch()
     write(archive_ref(f"{tmp_path}/empty.tar:app:v1"), uncompressed(test_images.single_layer))
-    assert read_all(archive_ref(f"{tmp_path}/empty.tar"))[0] == uncompressed(test_images.single_layer).manifest
+    assert read_all(archive_ref(f"{tmp_path}/empty.tar"))[0] == as_read(uncompressed(test_images.single_layer))
 
 
 def test_a_bad_blob_is_cut_off_and_the_archive_stays_valid(test_images: Any, tmp_path: Path) -> None:
@@ -235,7 +249,7 @@ def test_a_bad_blob_is_cut_off_and_the_archive_stays_valid(test_images: Any, tmp
         dest.commit()
     with tarfile.open(tmp_path / "a.tar") as tar:
         assert len([name for name in tar.getnames() if name.endswith(".tar") and "/" not in name]) == 1
-    assert read_all(archive_ref(f"{tmp_path}/a.tar"))[0] == image.manifest
+    assert read_all(archive_ref(f"{tmp_path}/a.tar"))[0] == as_read(image)
 
 
 def test_a_pipe_receives_the_archive_on_commit(test_images: Any, tmp_path: Path) -> None:
@@ -253,7 +267,7 @@ def test_a_pipe_receives_the_archive_on_commit(test_images: Any, tmp_path: Path)
             pipe.open("wb").close()
         reader.join()
     (tmp_path / "copy.tar").write_bytes(received[0])
-    assert read_all(archive_ref(f"{tmp_path}/copy.tar"))[0] == image.manifest
+    assert read_all(archive_ref(f"{tmp_path}/copy.tar"))[0] == as_read(image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.tar", "pipe"]
 
 
@@ -312,10 +326,10 @@ def test_select_by_tag_and_index(test_images: Any, two_images: Path) -> None:
     ):
         raw, blobs = read_all(archive_ref(f"{two_images}:{text}"))
         doc = json.loads(raw)
-        assert [layer["digest"] for layer in doc["layers"]] == [layer.digest for layer in image.layers]
+        assert [layer["digest"] for layer in doc["layers"]] == [layer.diff_id for layer in image.layers]
         assert [layer["mediaType"] for layer in doc["layers"]] == [LAYER_GZIP] * len(image.layers)
         assert doc["config"]["digest"] == image.config.digest
-        assert blobs[image.layers[0].digest] == image.layers[0].data
+        assert blobs[image.layers[0].diff_id] == gzip.decompress(image.layers[0].data)
 
 
 def test_missing_tag_index_or_file_is_image_not_found(two_images: Path, tmp_path: Path) -> None:
@@ -342,11 +356,13 @@ def test_child_manifests_and_delete_are_unsupported(test_images: Any, tmp_path: 
 
 def test_layers_stream_from_the_archive_in_constant_memory(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
+    diff_id = hashlib.sha256()
     with big.open("wb") as out:
         for n in range(48):
             out.write(bytes([n]) * (1 << 20))
+            diff_id.update(bytes([n]) * (1 << 20))
     config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["x"]}}
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_id.hexdigest()]}}
     ).encode()
     with tarfile.open(tmp_path / "a.tar", "w") as tar:
         _add(tar, "c.json", config)
@@ -368,7 +384,7 @@ def test_layers_stream_from_the_archive_in_constant_memory(tmp_path: Path) -> No
     finally:
         tracemalloc.stop()
     assert (size, "sha256:" + digest.hexdigest()) == (48 << 20, layer["digest"])
-    assert layer["mediaType"] == LAYER_TAR
+    assert layer["mediaType"] == LAYER_GZIP  # skopeo's type, whatever the file holds
     assert peak < 8 << 20, f"peak {peak} bytes for a 48 MiB layer"
 
 
@@ -418,4 +434,145 @@ def test_we_read_what_skopeo_writes(test_images: Any, run_skopeo: Callable[..., 
     doc = json.loads(raw)
     assert doc["config"]["digest"] == image.config.digest
     assert [layer["digest"] for layer in doc["layers"]] == [layer.diff_id for layer in image.layers]
-    assert raw == uncompressed(image).manifest
+    assert raw == as_read(uncompressed(image))
+
+
+# --- sources as skopeo reads them: layers by diff_id, served uncompressed ------------------------------------
+
+
+def _copy(source: str, dest: str) -> Any:
+    transports = default_transports(plugins=False)
+    return copy_image(transports.parse_image_name(source), transports.parse_image_name(dest), CopyOptions(),
+                      policy=Policy.accept_anything())
+
+
+def _archive_with_items(path: Path, image: TestImage, item: dict[str, Any], config: bytes | None = None) -> Path:
+    """An archive of ``image``'s config (or ``config``) as config.json and its layer files as N.tar; manifest.json holds ``item``."""
+    config = image.config.data if config is None else config
+    with tarfile.open(path, "w") as tar:
+        _add(tar, "config.json", config)
+        for number, layer in enumerate(image.layers):
+            _add(tar, f"{number}.tar", layer.data)
+        _add(tar, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [], **item}]).encode())
+    return path
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("writer", ["skopeo", "gzip-layer-files"])
+def test_the_manifest_digest_and_layers_are_skopeos(
+    writer: str, test_images: Any, run_skopeo: Callable[..., str], tmp_path: Path
+) -> None:
+    image = test_images.multi_layer
+    archive = tmp_path / "a.tar"
+    if writer == "skopeo":
+        write_oci_layout(tmp_path / "src", {"v1": image})
+        run_skopeo("copy", f"oci:{tmp_path}/src:v1", f"docker-archive:{archive}:example.com/app:v1")
+    else:
+        legacy_archive(archive, [(["example.com/app:v1"], image)])
+    theirs = json.loads(run_skopeo("inspect", f"docker-archive:{archive}"))
+    with archive_ref(str(archive)).new_source(CTX) as src:
+        view = read_image(src, CTX)
+    assert view.manifest.raw.decode() == run_skopeo("inspect", "--raw", f"docker-archive:{archive}").rstrip("\n")
+    assert str(view.manifest.digest) == theirs["Digest"]
+    assert [str(layer.digest) for layer in view.manifest.model.layers] == theirs["Layers"]  # type: ignore[union-attr]
+    assert theirs["Layers"] == [layer.diff_id for layer in image.layers]
+
+
+def test_a_compressed_layer_file_copies_correctly(test_images: Any, tmp_path: Path) -> None:
+    image = test_images.multi_layer  # gzip layers, stored as such in the archive
+    archive = legacy_archive(tmp_path / "a.tar", [(["app:v1"], image)])
+    plain = [gzip.decompress(layer.data) for layer in image.layers]
+    _copy(f"docker-archive:{archive}", f"oci:{tmp_path}/oci:v1")  # oci: wants gzip: the layers are compressed again
+    layout = tmp_path / "oci"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * 3
+    stored = [(layout / "blobs" / "sha256" / layer["digest"][7:]).read_bytes() for layer in manifest["layers"]]
+    assert [gzip.decompress(data) for data in stored] == plain
+    _copy(f"docker-archive:{archive}", f"dir:{tmp_path}/dir")  # dir: keeps them as served, and says so
+    described = json.loads((tmp_path / "dir" / "manifest.json").read_text())["layers"]
+    assert [(layer["mediaType"], layer["digest"]) for layer in described] == [
+        (LAYER_TAR, layer.diff_id) for layer in image.layers
+    ]
+    assert [(tmp_path / "dir" / layer.diff_id[7:]).read_bytes() for layer in image.layers] == plain
+    _copy(f"docker-archive:{archive}", f"docker-archive:{tmp_path}/b.tar:app:v1")
+    _, blobs = read_all(archive_ref(f"{tmp_path}/b.tar"))
+    assert [blobs[layer.diff_id] for layer in image.layers] == plain
+
+
+@pytest.mark.interop
+def test_skopeo_checks_a_copy_of_a_compressed_layer_file(
+    test_images: Any, run_skopeo: Callable[..., str], tmp_path: Path
+) -> None:
+    image = test_images.multi_layer
+    archive = legacy_archive(tmp_path / "a.tar", [(["app:v1"], image)])
+    _copy(f"docker-archive:{archive}", f"oci:{tmp_path}/oci:v1")
+    run_skopeo("copy", f"oci:{tmp_path}/oci:v1", f"dir:{tmp_path}/checked")  # skopeo verifies every blob
+    config = json.loads(run_skopeo("inspect", "--config", f"oci:{tmp_path}/oci:v1"))
+    assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in image.layers]
+
+
+def test_one_layer_file_for_two_diff_ids_is_refused(test_images: Any, tmp_path: Path) -> None:
+    image = test_images.multi_layer
+    archive = _archive_with_items(tmp_path / "a.tar", image, {"Layers": ["0.tar", "0.tar", "2.tar"]})
+    with pytest.raises(TransportError, match="two different diff_ids"):
+        archive_ref(str(archive)).new_source(CTX)
+
+
+def test_a_layer_listed_twice_is_described_twice(test_images: Any, tmp_path: Path) -> None:
+    image = test_images.single_layer
+    config = json.loads(image.config.data)
+    config["rootfs"]["diff_ids"] *= 2
+    raw_config = json.dumps(config).encode()
+    archive = _archive_with_items(tmp_path / "a.tar", image, {"Layers": ["0.tar", "0.tar"]}, raw_config)
+    raw, _ = read_all(archive_ref(str(archive)))
+    assert [layer["digest"] for layer in json.loads(raw)["layers"]] == [image.layers[0].diff_id] * 2
+
+
+@pytest.mark.parametrize(("diff_ids", "why"), [(["sha256:nothex"], "invalid diff_id"), ([], "one diff_id per layer")])
+def test_bad_diff_ids_are_refused(diff_ids: list[str], why: str, test_images: Any, tmp_path: Path) -> None:
+    image = test_images.single_layer
+    config = json.loads(image.config.data)
+    config["rootfs"]["diff_ids"] = diff_ids
+    archive = _archive_with_items(tmp_path / "a.tar", image, {"Layers": ["0.tar"]}, json.dumps(config).encode())
+    with pytest.raises(TransportError, match=why):
+        archive_ref(str(archive)).new_source(CTX)
+
+
+def test_a_corrupt_compressed_layer_file_is_refused(test_images: Any, tmp_path: Path) -> None:
+    image = test_images.single_layer
+    archive = _archive_with_items(tmp_path / "a.tar", image, {"Layers": ["0.tar"]})
+    data = archive.read_bytes()
+    start = data.index(image.layers[0].data)
+    middle = start + len(image.layers[0].data) // 2
+    archive.write_bytes(data[:middle] + bytes(64) + data[middle + 64 :])
+    with pytest.raises(TransportError, match="cannot be decompressed"):
+        archive_ref(str(archive)).new_source(CTX)
+
+
+# --- listing tags (skopeo list-tags docker-archive:PATH) -----------------------------------------------------
+
+
+def test_archive_repo_tags_lists_every_image(two_images: Path, tmp_path: Path) -> None:
+    assert archive_repo_tags(two_images) == ["busybox:latest", "example.com/a:1", "@1"]
+    with pytest.raises(ImageNotFound):
+        archive_repo_tags(tmp_path / "none.tar")
+
+
+def test_a_repo_tag_without_a_tag_is_refused(test_images: Any, tmp_path: Path) -> None:
+    archive = legacy_archive(tmp_path / "a.tar", [(["busybox"], test_images.single_layer)])
+    with pytest.raises(TransportError, match="does not contain a tag"):
+        archive_repo_tags(archive)
+
+
+@pytest.mark.interop
+def test_archive_repo_tags_are_skopeos(test_images: Any, run_skopeo: Callable[..., str], tmp_path: Path) -> None:
+    archive = legacy_archive(
+        tmp_path / "a.tar",
+        [
+            (["busybox:latest", "example.com/a:1", "docker.io/library/alpine:3"], test_images.single_layer),
+            ([], test_images.multi_layer),
+            (["busybox:latest", "localhost:5000/x/y:z"], test_images.docker_schema2),
+        ],
+    )
+    assert {"Tags": archive_repo_tags(archive)} == json.loads(run_skopeo("list-tags", f"docker-archive:{archive}"))

@@ -21,14 +21,14 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
-from pallet.oci.copy.compression import (
+from pallet.oci.compression import (
     CHUNK_SIZE,
     MAGIC_LENGTH,
     PeekableReader,
     decompression_errors,
     detect_compression,
-    recompress,
 )
+from pallet.oci.copy.compression import recompress
 from pallet.oci.copy.manifest_convert import StoredLayer
 from pallet.oci.copy.result import BlobAction
 from pallet.oci.copy.session import CopySession
@@ -46,12 +46,19 @@ SkipReason = Literal["exists", "mounted", "foreign"]
 
 @dataclass(frozen=True, slots=True)
 class BlobJob:
-    """One blob to copy: its source descriptor, and the compression to give it (None: as it is)."""
+    """One blob to copy: its source descriptor, and the compression to give it (None: as it is).
+
+    ``can_modify``: the layer may be stored otherwise than the source has it
+    (no --preserve-digests, no signatures); a layer whose bytes turn out to
+    be compressed otherwise than its media type says is then stored as the
+    destination wants it, and described as it really is.
+    """
 
     descriptor: Descriptor
     is_config: bool = False
     target: Compression | None = None
     can_substitute: bool = False
+    can_modify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +202,7 @@ class BlobCopier:
         with closing(stream):
             source = _SourceReader(stream, descriptor, session)
             if job.target is None:
-                copied = self._put_unchanged(job, info, source, cast(BinaryIO, source), None)
+                copied = self._put_as_it_is(job, info, source)
             else:
                 copied = self._put_recompressed(job, info, source, job.target)
         session.progress.blob_done(descriptor.digest, copied.stored.digest, copied.stored.size)
@@ -216,8 +223,32 @@ class BlobCopier:
         stored_layer = StoredLayer(job.descriptor, job.descriptor.digest, job.descriptor.size, compression)
         return CopiedBlob(stored_layer, "copied", job.is_config)
 
-    def _put_recompressed(self, job: BlobJob, info: BlobInfo, source: _SourceReader, target: Compression) -> CopiedBlob:
+    def _put_as_it_is(self, job: BlobJob, info: BlobInfo, source: _SourceReader) -> CopiedBlob:
+        """A blob planned to go unchanged; but a layer whose bytes belie its media type is handled as
+        containers/image does (an uncompressed layer is compressed where the destination wants
+        compression) and is described as it really is (docker-archive sources serve every layer
+        uncompressed under a gzip media type)."""
+        if job.is_config or not job.can_modify or not is_layer(job.descriptor.media_type):
+            return self._put_unchanged(job, info, source, cast(BinaryIO, source), None)
         peekable = PeekableReader(cast(BinaryIO, source))
+        actual = detect_compression(peekable.peek(MAGIC_LENGTH))
+        if actual == layer_compression(job.descriptor.media_type) or actual not in ("none", "gzip", "zstd"):
+            return self._put_unchanged(job, info, source, cast(BinaryIO, peekable), None)
+        wanted = self._session.dest.desired_layer_compression()
+        if actual == "none" and wanted in ("gzip", "zstd"):
+            return self._put_recompressed(job, info, source, cast(Compression, wanted), peekable)
+        relabelled = BlobInfo(info.digest, info.size, oci_layer_media_type(actual), info.urls, info.annotations)
+        return self._put_unchanged(job, relabelled, source, cast(BinaryIO, peekable), actual)
+
+    def _put_recompressed(
+        self,
+        job: BlobJob,
+        info: BlobInfo,
+        source: _SourceReader,
+        target: Compression,
+        peekable: PeekableReader | None = None,
+    ) -> CopiedBlob:
+        peekable = peekable or PeekableReader(cast(BinaryIO, source))
         if detect_compression(peekable.peek(MAGIC_LENGTH)) == target:  # the media type said otherwise
             same = BlobInfo(info.digest, info.size, oci_layer_media_type(target), info.urls, info.annotations)
             return self._put_unchanged(job, same, source, cast(BinaryIO, peekable), target)

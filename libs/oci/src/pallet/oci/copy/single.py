@@ -117,7 +117,10 @@ def prepare_image(
     if session.dest.must_match_runtime_os():
         check_runtime_os(session, model.config)
     substitute = can_modify and session.options.requested_compression is None
-    layer_jobs = [BlobJob(layer, target=plan, can_substitute=substitute) for layer, plan in zip(model.layers, plans)]
+    layer_jobs = [
+        BlobJob(layer, target=plan, can_substitute=substitute, can_modify=can_modify)
+        for layer, plan in zip(model.layers, plans)
+    ]
     layers = copier.copy_all(layer_jobs)
     config = copier.copy(BlobJob(model.config, is_config=True))
     copied = (config, *layers)

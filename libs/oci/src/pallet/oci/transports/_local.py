@@ -15,10 +15,7 @@
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
 import posixpath
 import shutil
@@ -31,15 +28,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pallet.oci import mediatypes
+from pallet.oci.compression import CHUNK_SIZE, MAGIC_LENGTH, auto_decompressed, decompression_errors, detect_compression
 from pallet.oci.digest import Digest, Digester, verify_bytes
 from pallet.oci.errors import DigestMismatch, InvalidImageName, SizeMismatch, TransportError, UnsafeArchive
 from pallet.oci.layout import is_valid_ref_name
 from pallet.oci.manifest import parse_manifest
 from pallet.oci.transports.base import BlobInfo, SystemContext
-
-#: Bytes copied at a time: the memory a streaming copy needs.
-CHUNK_SIZE = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class PathAndRef:
@@ -377,22 +371,7 @@ def open_section(path: Path, offset: int, size: int) -> BinaryIO:
     return cast(BinaryIO, io.BufferedReader(_Section(file, offset, size), CHUNK_SIZE))
 
 
-# --- compression of archives and layers --------------------------------------------------------
-
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-)
-
-
-def sniff_compression(head: bytes) -> str:
-    """ "gzip", "zstd", "bzip2", "xz" or "none", from a stream's first (up to 6) bytes."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return "none"
+# --- compressed archives ----------------------------------------------------------------------
 
 
 def uncompressed_tar(path: Path, context: SystemContext) -> tuple[Path, Path | None]:
@@ -401,36 +380,22 @@ def uncompressed_tar(path: Path, context: SystemContext) -> tuple[Path, Path | N
     Returns (tar path, temp directory to remove or None). Streams in constant memory.
     """
     with path.open("rb") as probe:
-        kind = sniff_compression(probe.read(6))
+        kind = detect_compression(probe.read(MAGIC_LENGTH))
     if kind == "none":
         return path, None
     staging = make_temp_dir(context, "archive")
     target = staging / "archive.tar"
     try:
-        with _decompressing(path, kind) as source, target.open("wb") as out:
+        with auto_decompressed(path.open("rb"))[0] as source, target.open("wb") as out:
             while chunk := source.read(CHUNK_SIZE):
                 out.write(chunk)
-    except (OSError, EOFError, ValueError) as error:
+    except decompression_errors() as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise TransportError(f"decompress {path} ({kind}): {error}") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target, staging
-
-
-def _decompressing(path: Path, kind: str) -> BinaryIO:
-    if kind == "gzip":
-        return cast(BinaryIO, gzip.open(path, "rb"))
-    if kind == "bzip2":
-        return cast(BinaryIO, bz2.open(path, "rb"))
-    if kind == "xz":
-        return cast(BinaryIO, lzma.open(path, "rb"))
-    try:
-        import zstandard
-    except ImportError:
-        raise TransportError(f"{path} is zstd-compressed: reading it needs the zstandard package") from None
-    return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True))
 
 
 # --- writing a file that appears whole ----------------------------------------------------------

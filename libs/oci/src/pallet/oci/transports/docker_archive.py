@@ -11,12 +11,16 @@ ends at the first colon; NAME:TAG is normalised (``busybox`` is
   xz, zstd) is first decompressed into a temp file; an uncompressed one is
   read in place: its member headers are indexed once, and every blob is a
   new stream over its member's bytes (no layer is ever held in memory).
-  The manifest made is Docker schema2 whose config and layer digests and
-  sizes are those of the files as stored (hashed when the source is
-  opened) and whose layer media types follow the compression sniffed from
-  each file's first bytes. A member that is a symlink or hard link is
-  followed once. ``LocalImageNotFound`` when PATH does not exist, or the
-  tag or index is not in it.
+  As containers/image's ``docker/internal/tarfile/src.go``: the manifest
+  made is Docker schema2 whose layers are the config's ``rootfs.diff_ids``,
+  each with the schema2 gzip layer media type (whatever the file holds) and
+  its uncompressed size; a compressed layer file is served decompressed, so
+  that its bytes hash to the diff_id (its size is found by decompressing it
+  once when the source opens; uncompressed files are not read then). A
+  member that is a symlink or hard link is followed once.
+  ``LocalImageNotFound`` when PATH does not exist, or the tag or index is
+  not in it. ``archive_repo_tags`` lists the RepoTags of every image
+  (``skopeo list-tags docker-archive:PATH``).
 - Destination: Docker schema2 only, uncompressed layers wanted (the copy
   engine converts and decompresses). Blobs stream, verified, into a temp
   archive beside PATH (a failed blob is cut off again); layers as
@@ -41,10 +45,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pallet.oci import mediatypes
-from pallet.oci.digest import Digest, Digester, VerifyingReader, verify_bytes
+from pallet.oci.compression import CHUNK_SIZE, auto_decompressed, decompression_errors
+from pallet.oci.digest import Digest, VerifyingReader, verify_bytes
 from pallet.oci.errors import (
     AmbiguousImage,
     BlobUnknown,
+    InvalidDigest,
     InvalidImageName,
     InvalidReference,
     LocalImageNotFound,
@@ -56,14 +62,12 @@ from pallet.oci.manifest import parse_manifest
 from pallet.oci.reference import Reference, parse_normalized, with_default_tag
 from pallet.oci.spec.docker import DockerManifest
 from pallet.oci.transports._local import (
-    CHUNK_SIZE,
     AtomicOutput,
     TarMember,
     TarWriter,
     index_tar,
     open_section,
     os_failure,
-    sniff_compression,
     uncompressed_tar,
     write_verified,
 )
@@ -146,14 +150,9 @@ class DockerArchiveSource(ImageSource):
 
     @classmethod
     def open(cls, reference: DockerArchiveReference, context: SystemContext) -> DockerArchiveSource:
-        path = Path(reference.path)
-        if not path.exists():
-            raise LocalImageNotFound(f"no image at {reference}: {path} does not exist")
-        archive, temp_dir = uncompressed_tar(path, context)
+        reader, temp_dir = open_archive(Path(reference.path), context, str(reference))
         try:
-            reader = ArchiveReader(archive, str(path))
-            item = reader.choose(reference.named, reference.index)
-            image = reader.describe(item)
+            image = reader.describe(reader.choose(reference.named, reference.index))
         except BaseException:
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
@@ -170,10 +169,10 @@ class DockerArchiveSource(ImageSource):
         return self._image.manifest, mediatypes.DOCKER_MANIFEST
 
     def get_blob(self, info: BlobInfo) -> tuple[BinaryIO, int]:
-        member = self._image.blobs.get(info.digest) if info.digest is not None else None
-        if member is None:
+        """The config, or a layer by its diff_id: uncompressed, as many bytes as the manifest says."""
+        if info.digest is None or not self._image.holds(info.digest):
             raise BlobUnknown(str(info.digest), str(self._reference))
-        return self._image.open(member), member.size
+        return self._image.open(info.digest)
 
     def has_threadsafe_get_blob(self) -> bool:
         return True
@@ -326,24 +325,70 @@ def _additional_tag(text: str) -> Reference:
 
 MAX_MANIFEST_SIZE = 1 << 20  # manifest.json (containers/image's limit)
 MAX_CONFIG_SIZE = 4 << 20  # an image config (containers/image's limit)
-_LAYER_MEDIA_TYPES = {
-    "none": mediatypes.DOCKER_LAYER_TAR,
-    "gzip": mediatypes.DOCKER_LAYER_GZIP,
-    "zstd": mediatypes.OCI_LAYER_ZSTD,  # Docker has no zstd layer type
-}
 _LEGACY_CONFIG_KEYS = ("architecture", "config", "container", "container_config", "created", "docker_version", "os")
 
 
 @dataclass(frozen=True)
+class ArchivedLayer:
+    """A layer file of an archive: where it lies, its uncompressed size, and whether it is compressed."""
+
+    member: TarMember
+    size: int
+    compressed: bool
+
+
+@dataclass(frozen=True)
 class ArchivedImage:
-    """One image of an archive: the schema2 manifest made for it, and where each blob lies."""
+    """One image of an archive: the schema2 manifest made for it, its config and its layers by diff_id."""
 
     archive: Path
     manifest: bytes
-    blobs: dict[Digest, TarMember]
+    config_digest: Digest
+    config: TarMember
+    layers: dict[Digest, ArchivedLayer]
 
-    def open(self, member: TarMember) -> BinaryIO:
-        return open_section(self.archive, member.offset, member.size)
+    def holds(self, digest: Digest) -> bool:
+        return digest == self.config_digest or digest in self.layers
+
+    def open(self, digest: Digest) -> tuple[BinaryIO, int]:
+        """A new stream of the config, or of the layer whose diff_id is ``digest`` (decompressed), and its size."""
+        if digest == self.config_digest:
+            return open_section(self.archive, self.config.offset, self.config.size), self.config.size
+        layer = self.layers[digest]
+        stream = open_section(self.archive, layer.member.offset, layer.member.size)
+        return (auto_decompressed(stream)[0] if layer.compressed else stream), layer.size
+
+
+def open_archive(path: Path, context: SystemContext, shown: str = "") -> tuple[ArchiveReader, Path | None]:
+    """A reader of the archive at ``path``, and the temp directory of its decompressed copy (None if none).
+
+    The caller removes the temp directory when done. ``LocalImageNotFound``
+    when ``path`` does not exist (naming ``shown``, else ``docker-archive:PATH``).
+    """
+    if not path.exists():
+        raise LocalImageNotFound(f"no image at {shown or f'docker-archive:{path}'}: {path} does not exist")
+    archive, temp_dir = uncompressed_tar(path, context)
+    try:
+        return ArchiveReader(archive, str(path)), temp_dir
+    except BaseException:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+
+
+def archive_repo_tags(path: str | Path, context: SystemContext | None = None) -> list[str]:
+    """The RepoTags of every image of the archive at ``path``, as ``skopeo list-tags docker-archive:`` lists them.
+
+    In ``manifest.json``'s order: each tag as written (it must be NAME:TAG:
+    TransportError otherwise), and ``@N`` for the N-th image when it has
+    none. ``LocalImageNotFound`` when ``path`` does not exist.
+    """
+    reader, temp_dir = open_archive(Path(path), context or SystemContext())
+    try:
+        return [tag for number, item in enumerate(reader.items) for tag in reader.listed_tags(number, item)]
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 class ArchiveReader:
@@ -376,22 +421,34 @@ class ArchiveReader:
         )
 
     def describe(self, item: dict[str, Any]) -> ArchivedImage:
-        """The image of ``item``: config and layers located and hashed, and a schema2 manifest for them."""
+        """The image of ``item``: its config, its layers by diff_id (measured), and a schema2 manifest for them."""
         config_member = self._member(item["Config"])
         config = self._read(config_member, MAX_CONFIG_SIZE)
-        self._check_layer_count(config, item)
+        diff_ids = self._diff_ids(config, item)
+        layers: dict[Digest, ArchivedLayer] = {}
+        files: dict[str, Digest] = {}
+        for diff_id, name in zip(diff_ids, item["Layers"]):
+            if diff_id in layers:  # the same layer twice in one image: docker save links the second to the first
+                continue
+            if files.setdefault(posixpath.normpath(name), diff_id) != diff_id:
+                raise TransportError(f"{self._shown}: layer file {name} is used for two different diff_ids")
+            layers[diff_id] = self._measure(self._member(name))
         config_digest = Digest.from_bytes(config)
-        blobs = {config_digest: config_member}
-        layers = []
-        for name in item["Layers"]:
-            member = self._member(name)
-            media_type, digest = self._hash_layer(member)
-            blobs[digest] = member
-            layers.append({"mediaType": media_type, "size": member.size, "digest": str(digest)})
-        config_descriptor = {"mediaType": mediatypes.DOCKER_CONFIG, "size": len(config), "digest": str(config_digest)}
-        manifest = {"schemaVersion": 2, "mediaType": mediatypes.DOCKER_MANIFEST, "config": config_descriptor}
-        manifest["layers"] = layers
-        return ArchivedImage(self._archive, json.dumps(manifest, separators=(",", ":")).encode(), blobs)
+        descriptor = {"mediaType": mediatypes.DOCKER_CONFIG, "size": len(config), "digest": str(config_digest)}
+        manifest = {"schemaVersion": 2, "mediaType": mediatypes.DOCKER_MANIFEST, "config": descriptor}
+        manifest["layers"] = [
+            {"mediaType": mediatypes.DOCKER_LAYER_GZIP, "size": layers[diff_id].size, "digest": str(diff_id)}
+            for diff_id in diff_ids
+        ]
+        raw = json.dumps(manifest, separators=(",", ":")).encode()
+        return ArchivedImage(self._archive, raw, config_digest, config_member, layers)
+
+    def listed_tags(self, number: int, item: dict[str, Any]) -> list[str]:
+        """The RepoTags of the ``number``-th image as written (each checked to be NAME:TAG), or ``["@number"]``."""
+        for text in item["RepoTags"]:
+            if self._tag(text).tag is None:
+                raise TransportError(f"{self._shown}: invalid tag {text} ({self._tag(text)}): does not contain a tag")
+        return list(item["RepoTags"]) or [f"@{number}"]
 
     def _member(self, name: str) -> TarMember:
         """The regular-file member ``name``, following one symlink (relative to its directory) or hard link."""
@@ -429,28 +486,33 @@ class ArchiveReader:
         except InvalidReference as error:
             raise TransportError(f"{self._shown}: manifest.json holds an invalid tag: {error}") from error
 
-    def _check_layer_count(self, config: bytes, item: dict[str, Any]) -> None:
+    def _diff_ids(self, config: bytes, item: dict[str, Any]) -> list[Digest]:
+        """The config's ``rootfs.diff_ids``: one valid digest per layer of the item."""
         try:
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
         except (ValueError, KeyError, TypeError) as error:
             raise TransportError(f"{self._shown}: config {item['Config']} has no rootfs.diff_ids") from error
         if not isinstance(diff_ids, list) or len(diff_ids) != len(item["Layers"]):
             raise TransportError(f"{self._shown}: {item['Config']} has not one diff_id per layer of manifest.json")
+        try:
+            return [Digest.parse(diff_id) for diff_id in diff_ids]
+        except InvalidDigest as error:
+            raise TransportError(f"{self._shown}: {item['Config']} holds an invalid diff_id: {error}") from error
 
-    def _hash_layer(self, member: TarMember) -> tuple[str, Digest]:
-        digester = Digester()
-        with open_section(self._archive, member.offset, member.size) as stream:
-            chunk = stream.read(CHUNK_SIZE)
-            compression = sniff_compression(chunk[:6])
-            while chunk:
-                digester.update(chunk)
-                chunk = stream.read(CHUNK_SIZE)
-        media_type = _LAYER_MEDIA_TYPES.get(compression)
-        if media_type is None:
-            raise TransportError(
-                f"{self._shown}: layer {member.name} is {compression}-compressed, which images cannot use"
-            )
-        return media_type, digester.digest()
+    def _measure(self, member: TarMember) -> ArchivedLayer:
+        """A layer file and its uncompressed size: a compressed one is decompressed once to count its bytes."""
+        stream, compression = auto_decompressed(open_section(self._archive, member.offset, member.size))
+        if compression == "none":
+            stream.close()
+            return ArchivedLayer(member, member.size, False)
+        size = 0
+        try:
+            with stream:
+                while chunk := stream.read(CHUNK_SIZE):
+                    size += len(chunk)
+        except decompression_errors() as error:
+            raise TransportError(f"{self._shown}: layer {member.name} ({compression}) cannot be decompressed: {error}") from error
+        return ArchivedLayer(member, size, True)
 
 
 def _is_item(item: object) -> bool:
