@@ -27,14 +27,8 @@ from typing import BinaryIO
 from pallet.oci.digest import Digest
 from pallet.oci.errors import LocalImageNotFound
 from pallet.oci.layout import OciLayout
-from pallet.oci.transports._local import (
-    AtomicOutput,
-    make_temp_dir,
-    resolved_path,
-    safe_extract,
-    split_path_and_ref,
-    write_tree_tar,
-)
+from pallet.oci.transports._local import AtomicOutput, make_temp_dir, resolved_path, split_path_and_ref
+from pallet.oci.transports._tar import safe_extract, write_tree_tar
 from pallet.oci.transports.base import (
     BlobInfo,
     ImageDestination,
