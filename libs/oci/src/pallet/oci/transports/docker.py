@@ -147,6 +147,10 @@ class DockerDestination(ImageDestination):
     def has_threadsafe_put_blob(self) -> bool:
         return True
 
+    def desired_layer_compression(self) -> str | None:
+        """Plain layers are gzipped on the way to a registry, as containers/image does."""
+        return "gzip"
+
     def set_source_hint(self, source: ImageReference) -> None:
         origin = source.docker_reference()
         if origin is not None and origin.domain == self._endpoint.host and origin.path != self._repository:

@@ -54,7 +54,6 @@ def _registry_tags(within: str, context: Any, retry_times: int) -> dict[str, Any
 
 
 def _archive_tags(name: str, context: Any) -> dict[str, Any]:
-    from pallet.oci.transports import default_transports
+    from pallet.oci.transports.docker_archive import archive_repo_tags
 
-    reference = default_transports().parse_image_name(name)
-    return {"Tags": list(reference.repo_tags(context))}  # type: ignore[attr-defined]
+    return {"Tags": archive_repo_tags(name.partition(":")[2], context)}
