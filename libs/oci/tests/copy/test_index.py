@@ -68,9 +68,11 @@ def test_all_copies_every_image_and_the_index_unchanged(test_images, memory, run
     assert set(stored.instances) == {image.digest for image in index.images}
     assert [str(d) for d in result.instance_digests] == [image.digest for image in index.images]
     assert {blob.digest for blob in index.blobs()} <= set(dest.blobs)
-    puts = [(kind, detail) for kind, detail in dest.events if kind in ("put_blob", "put_manifest")]
-    first_manifest = next(i for i, (kind, _) in enumerate(puts) if kind == "put_manifest")
-    assert all(kind == "put_manifest" for kind, _ in puts[first_manifest:])  # every blob before any manifest
+    puts = [(kind, str(detail)) for kind, detail in dest.events if kind in ("put_blob", "put_manifest")]
+    for image in index.images:  # each child: all its blobs, then its manifest (as skopeo orders them)
+        manifest_at = puts.index(("put_manifest", image.digest))
+        assert all(puts.index(("put_blob", blob.digest)) < manifest_at for blob in image.blobs())
+    assert puts.index(("put_manifest", index.images[0].digest)) < puts.index(("put_blob", index.images[1].config.digest))
     assert puts[-1] == ("put_manifest", index.digest)
 
 

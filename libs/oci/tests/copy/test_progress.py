@@ -40,9 +40,9 @@ def test_all_images_of_an_index(test_images, memory, run_copy):
     first, second = index.images
     assert kinds(progress) == [
         "copy", "instances",
-        "instance", *blob_events(first),
-        "instance", *blob_events(second),
-        "manifest", "manifest", "index",
+        "instance", *blob_events(first), "manifest",
+        "instance", *blob_events(second), "manifest",
+        "index",
     ]
     assert progress.events[:3] == [("copy", True), ("instances", 2, 2), ("instance", first.digest, 1, 2)]
     assert ("instance", second.digest, 2, 2) in progress.events

@@ -1,9 +1,9 @@
 """Copying an index (OCI index or Docker manifest list): containers/image's ``copy/multiple.go``.
 
-- ``"all"``: every child image is copied through the single-image path
-  (blobs of all children first), then each child manifest is put with its
-  ``instance_digest``, then the index, rewritten to point at the children
-  as written when any of them changed (or converted in type);
+- ``"all"``: every child image is copied through the single-image path,
+  one after the other as skopeo does: its blobs, then its manifest (put with
+  its ``instance_digest``); then the index, rewritten to point at the
+  children as written when any of them changed (or converted in type);
 - ``"index-only"``: the index alone, children untouched (a registry accepts
   an index whose children are absent); its type may still be converted.
 
@@ -40,13 +40,7 @@ def copy_index(session: CopySession, index: ParsedManifest[AnyManifest]) -> Copy
         written = _write_index(session, index, candidates, {}, signatures)
         return CopyResult(written.digest, written.media_type, written.raw, ())
     children_family = _children_family(index.media_type, candidates[0], options.format)
-    prepared = _prepare_children(session, model.manifests, children_family)
-    new_children: dict[Digest, Descriptor] = {}
-    outcomes: list[BlobOutcome] = []
-    for entry, image in zip(model.manifests, prepared):
-        manifest, blobs = write_manifest(session, image, instance=True)
-        new_children[entry.digest] = manifest.descriptor()
-        outcomes.extend(blobs)
+    new_children, outcomes = _copy_children(session, model.manifests, children_family)
     if options.preserve_digests and any(new.digest != old for old, new in new_children.items()):
         raise ConversionError("--preserve-digests: a child manifest would change, and with it the index's digest")
     same_family = [t for t in candidates if family_of(t) == children_family] or candidates
@@ -62,16 +56,19 @@ def _children_family(source_type: str, index_type: str, forced: Family | None) -
     return family_of(index_type) if index_type != source_type else None
 
 
-def _prepare_children(
+def _copy_children(
     session: CopySession, entries: Sequence[Descriptor], family: Family | None
-) -> list[PreparedImage]:
-    """Copy the blobs of every child in index order, telling the progress sink which image is at work."""
+) -> tuple[dict[Digest, Descriptor], list[BlobOutcome]]:
+    """Copy every child in index order (blobs, then its manifest), telling the progress sink which is at work."""
     session.progress.instances_started(len(entries), len(entries))
-    prepared = []
+    written: dict[Digest, Descriptor] = {}
+    outcomes: list[BlobOutcome] = []
     for position, entry in enumerate(entries, start=1):
         session.progress.instance_started(entry.digest, position, len(entries))
-        prepared.append(_prepare_child(session, entry, family))
-    return prepared
+        manifest, blobs = write_manifest(session, _prepare_child(session, entry, family), instance=True)
+        written[entry.digest] = manifest.descriptor()
+        outcomes.extend(blobs)
+    return written, outcomes
 
 
 def _prepare_child(session: CopySession, entry: Descriptor, family: Family | None) -> PreparedImage:
