@@ -285,11 +285,6 @@ def test_an_upload_answered_500_every_time_fails_the_push_and_nothing_is_tagged(
     assert_no_image(destination, "pushed/app")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pallet.oci bug: a 5xx whose body is a distribution-spec error list is reported by its messages only "
-    "('uploading blob ...: unknown error', which is how distribution words its own internal errors), without "
-    "the status: the user cannot tell a server failure (skopeo: 'received unexpected HTTP status: 500 "
-    "Internal Server Error')"))
 def test_an_upload_answered_500_says_it_was_a_server_error(
     home: Path, layout: Path, destination_proxy: FaultyProxy
 ) -> None:

@@ -127,6 +127,8 @@ def error_from_response(
     codes, messages, detail = parse_error_body(body)
     kind = _error_class(status, codes, not_found)
     why = "; ".join(messages) if messages else _status_text(status, kind, body)
+    if kind is ServerError and messages:  # a spec error list from a failing server: say it was the server
+        why = f"server error (HTTP {status}): {why}"
     if kind is Unauthorized and credentials_sent:
         why = f"invalid username/password: {why}"
     return kind(f"{action}: {why}", status=status, codes=codes, detail=detail)
