@@ -41,12 +41,6 @@ def images_in_registry(registry: RegistryServer, test_images) -> str:
 
 # --- inspect: skopeo's output, byte for byte ------------------------------------------------------
 
-BUG_CONFIG_KEY_ORDER = (
-    "pallet-transfer inspect --config (not --raw) prints \"os\" before \"variant\"; skopeo 1.9.3 re-encodes the "
-    "config through Go's imgspecv1.Image, whose field order is created, author, architecture, variant, os, "
-    "os.version, os.features, config, rootfs, history: pallet.oci.spec.image.ImageConfig declares variant after "
-    "os and os.version"
-)
 
 INSPECT_CASES = [
     pytest.param((), ("docker://{host}/cmd/busybox:v1",), id="plain"),
@@ -57,8 +51,7 @@ INSPECT_CASES = [
                  id="index-override-arch-and-variant"),
     pytest.param((), ("--config", "docker://{host}/cmd/busybox:v1"), id="config"),
     pytest.param((), ("--config", "docker://{host}/cmd/index:v1"), id="config-of-index"),
-    pytest.param(("--override-arch", "arm64"), ("--config", "docker://{host}/cmd/index:v1"), id="config-arm64",
-                 marks=pytest.mark.xfail(strict=True, reason=BUG_CONFIG_KEY_ORDER)),
+    pytest.param(("--override-arch", "arm64"), ("--config", "docker://{host}/cmd/index:v1"), id="config-arm64"),
     pytest.param((), ("--config", "--raw", "docker://{host}/cmd/busybox:v1"), id="config-raw"),
     pytest.param((), ("--raw", "docker://{host}/cmd/index:v1"), id="raw-index"),
     pytest.param((), ("--no-tags", "docker://{host}/cmd/busybox:v1"), id="no-tags"),
@@ -249,16 +242,9 @@ def signed_schema1_manifest() -> bytes:
     return (head + ',\n   "signatures": ' + signatures + tail).encode()
 
 
-BUG_SCHEMA1_DIGEST = (
-    "pallet-transfer manifest-digest hashes a signed Docker schema1 manifest with its JWS \"signatures\"; skopeo "
-    "1.9.3 (containers/image manifest.Digest) hashes the libtrust payload without them, as registries do: "
-    "pallet.oci.manifest.manifest_digest is the sha256 of the whole file"
-)
-
-
 @pytest.mark.parametrize("name", [
     "oci-manifest", "oci-index", "docker-schema2", "compact-json",
-    pytest.param("signed-schema1", marks=pytest.mark.xfail(strict=True, reason=BUG_SCHEMA1_DIGEST)),
+    "signed-schema1",
 ])
 def test_manifest_digest_is_skopeos(name: str, tmp_path: Path, test_images, pallet_transfer, skopeo_cli) -> None:
     data = {
@@ -291,9 +277,6 @@ def test_one_stderr_line_without_debug_and_a_traceback_with_it(images_in_registr
     assert "manifest unknown" in debug.err_lines[-1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with --debug, a missing image exits 1 instead of 2: pallet.transfer.cli.main re-raises the exception under "
-    "--debug, so Python's default handler prints the traceback and exits 1, bypassing exitcodes.for_exception"))
 def test_debug_keeps_the_exit_status(images_in_registry: str, pallet_transfer) -> None:
     target = f"docker://{images_in_registry}/cmd/busybox:no-such-tag"
     debug = pallet_transfer("--debug", "inspect", "--tls-verify=false", target, check=False)

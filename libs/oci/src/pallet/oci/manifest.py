@@ -84,8 +84,34 @@ _ALLOWED_KIND_FIELDS = {
 
 
 def manifest_digest(raw: bytes, algorithm: str = "sha256") -> Digest:
-    """The digest of a manifest (or any blob): the hash of exactly these bytes."""
-    return Digest.from_bytes(raw, algorithm)
+    """The digest of a manifest (or any blob): the hash of exactly these bytes.
+
+    The one exception is a signed Docker schema1 manifest (JWS): registries
+    and skopeo digest its payload without the signatures, so this does too.
+    """
+    return Digest.from_bytes(_schema1_payload(raw) or raw, algorithm)
+
+
+def _schema1_payload(raw: bytes) -> bytes | None:
+    """The signed payload of a JWS-signed schema1 manifest (libtrust's format), else None."""
+    if b'"signatures"' not in raw:
+        return None
+    try:
+        document = json.loads(raw)
+        protected = document["signatures"][0]["protected"]
+        header = json.loads(_base64url(protected))
+        length, tail = int(header["formatLength"]), _base64url(header["formatTail"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if document.get("schemaVersion") != 1 or not 0 < length <= len(raw):
+        return None
+    return raw[:length] + tail
+
+
+def _base64url(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,10 +173,10 @@ class ImageConfig(SpecModel):
     created: str | None = None
     author: str | None = None
     architecture: str
+    variant: str | None = None  # here, as the spec's Go type orders it (skopeo prints that order)
     os: str
     os_version: str | None = Field(default=None, alias="os.version")
     os_features: tuple[str, ...] | None = Field(default=None, alias="os.features")
-    variant: str | None = None
     config: ExecutionConfig | None = None
     rootfs: RootFS
     history: tuple[History, ...] | None = None

@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return exitcodes.SUCCESS
     except Exception as exc:  # the one place that turns exceptions into an exit status
-        if debug:
-            raise
+        if debug:  # the traceback, then the same line and status as without --debug
+            import traceback
+
+            traceback.print_exc()
         print(f"Error: {_describe(exc)}", file=sys.stderr)
         return exitcodes.FAILURE
 
