@@ -95,13 +95,26 @@ def _log(line: str) -> None:
 
 def _copy_all(images: tuple[SyncImage, ...], options: CopyOptions, policy: Policy, parallel: int,
               *, keep_going: bool, quiet: bool) -> int:
-    """Copy every image, ``parallel`` at a time; the number that failed (raises the first without keep_going)."""
+    """Copy every image, ``parallel`` at a time; the number that failed (raises the first without keep_going).
+
+    Images bound for the same repository are copied one after another: a
+    registry handles concurrent mounts and uploads of one blob into one
+    repository badly (distribution 2.8 rewrites the blob link non-atomically).
+    """
     total = len(images)
+    numbered = list(enumerate(images, 1))
     if parallel == 1 or total <= 1:
-        return sum(_copy_one(i, image, total, options, policy, keep_going, quiet, verbose=True) for i, image in enumerate(images, 1))
+        return sum(_copy_one(i, image, total, options, policy, keep_going, quiet, verbose=True) for i, image in numbered)
+    groups: dict[str, list[tuple[int, SyncImage]]] = {}
+    for number, image in numbered:
+        destination = image.destination.docker_reference()
+        groups.setdefault(destination.name if destination is not None else str(image.destination), []).append((number, image))
+
+    def copy_group(group: list[tuple[int, SyncImage]]) -> int:
+        return sum(_copy_one(i, image, total, options, policy, keep_going, quiet, verbose=False) for i, image in group)
+
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync") as pool:
-        futures = [pool.submit(_copy_one, i, image, total, options, policy, keep_going, quiet, verbose=False)
-                   for i, image in enumerate(images, 1)]
+        futures = [pool.submit(copy_group, group) for group in groups.values()]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
