@@ -17,7 +17,14 @@ it is used (``Credentials`` and the auth-file functions do not).
 
 from __future__ import annotations
 
+import sys
+
 from pallet.oci._lazy import lazy_exports
+
+# httpx's package imports its command-line module when click, rich and pygments
+# happen to be installed (~60 ms of start-up); nothing here uses it. Every
+# module of this package imports httpx after this line has run.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 _EXPORTS: dict[str, str] = {
     "BlobReader": "blobs",

@@ -216,19 +216,22 @@ def push_blob(
 def _push_streamed(
     session: RegistrySession, location: httpx.URL, source: BinaryIO, digest: Digest | None, size: int | None, action: str
 ) -> PushedBlob:
-    digester = Digester(digest.algorithm if digest else "sha256")
     headers = {"Content-Type": "application/octet-stream"}
     if size is not None:
         headers["Content-Length"] = str(size)
-    body = _pieces(source, size, digester)
     if digest is None:  # stream it with PATCH, then commit under the digest computed meanwhile
+        digester = Digester("sha256")
+        body = _pieces(source, size, digester)
         answer = session.call("PATCH", location, action=action, expected=(202,), content=body, headers=headers)
         return _commit(session, upload_location(answer, action), digester.digest(), digester.size, action)
+    # The digest is known: the registry checks the bytes against it when the
+    # upload is committed (and refuses a mismatch), so they are only counted here.
+    counter = _ByteCounter()
     answer = session.call(
         "PUT", location.copy_merge_params({"digest": str(digest)}), action=action, expected=(201,),
-        content=body, headers=headers,
+        content=_pieces(source, size, counter), headers=headers,
     )
-    return _committed(answer, digest, digester, action)
+    return _committed(answer, digest, None, action, size=counter.size)
 
 
 def _push_chunked(
@@ -325,7 +328,17 @@ def cancel_upload(session: RegistrySession, location: httpx.URL) -> None:
         pass
 
 
-def _pieces(source: BinaryIO, size: int | None, digester: Digester) -> Iterator[bytes]:
+class _ByteCounter:
+    """Counts the bytes that stream (in place of a Digester when the digest is known)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+
+
+def _pieces(source: BinaryIO, size: int | None, digester: Digester | _ByteCounter) -> Iterator[bytes]:
     """The source in STREAM_PIECE pieces, hashed and counted; SizeMismatch if it is not ``size`` long."""
     while piece := source.read(STREAM_PIECE):
         digester.update(piece)

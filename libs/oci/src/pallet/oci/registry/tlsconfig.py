@@ -15,6 +15,7 @@ per-user directory first, as containers/image searches them).
 from __future__ import annotations
 
 import os
+import functools
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,20 +81,32 @@ def make_ssl_context(*, verify: bool, cert_dir: Path | None) -> ssl.SSLContext:
     """An ssl context trusting the system CAs plus ``cert_dir``'s, with its client certificate.
 
     ``verify=False`` checks neither the chain nor the host name (skopeo's
-    ``--tls-verify=false``); a client certificate is still presented.
+    ``--tls-verify=false``) and loads no CA at all; a client certificate is
+    still presented. Loading the system CA bundle costs tens of milliseconds,
+    so the context without extra CAs or client certificate is made once per
+    process and shared (an SSLContext is safe to share between clients and
+    threads; nothing changes it after it is made).
     """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     contents = read_cert_dir(cert_dir) if cert_dir is not None else CertDirContents()
+    if verify and not contents.ca_files and not contents.client_pairs:
+        return _system_context()
     if verify:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         for ca_file in contents.ca_files:
             _load(context.load_verify_locations, ca_file, cafile=str(ca_file))
     else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if contents.client_pairs:
         cert, key = contents.client_pairs[0]
         _load(context.load_cert_chain, cert, certfile=str(cert), keyfile=str(key))
     return context
+
+
+@functools.lru_cache(maxsize=1)
+def _system_context() -> ssl.SSLContext:
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
 
 
 def _load(loader: object, path: Path, **arguments: str) -> None:

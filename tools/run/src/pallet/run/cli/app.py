@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import typer
 
-# typer >= 0.26 carries its own copy of click and raises that copy's exceptions;
-# they are not re-exported, so they are imported from where typer keeps them.
-from typer._click import exceptions as click
+try:
+    # typer >= 0.26 carries its own copy of click and raises that copy's exceptions;
+    # they are not re-exported, so they are imported from where typer keeps them.
+    from typer._click import exceptions as click
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click  # type: ignore[no-redef]
 
 from pallet.run import __version__
 from pallet.run.cli import exitcodes

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pallet.transfer.cli.app import build_app
 
-        return build_app().run(args)
+        return build_app(args).run(args)
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
     except BrokenPipeError:

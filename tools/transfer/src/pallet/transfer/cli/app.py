@@ -13,9 +13,12 @@ from typing import Any, Optional
 
 import typer
 
-# typer >= 0.26 carries its own copy of click and raises that copy's exceptions;
-# they are not re-exported, so they are imported from where typer keeps them.
-from typer._click import exceptions as click
+try:
+    # typer >= 0.26 carries its own copy of click and raises that copy's exceptions;
+    # they are not re-exported, so they are imported from where typer keeps them.
+    from typer._click import exceptions as click
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click  # type: ignore[no-redef]
 
 from pallet.transfer import __version__
 from pallet.transfer.cli import exitcodes, goflags
@@ -65,7 +68,30 @@ class App:
         return exitcodes.SUCCESS
 
 
-def build_app() -> App:
+# Global options that take a value: the word after them is not the subcommand.
+_GLOBAL_VALUE_OPTIONS = frozenset({
+    "--policy", "--override-arch", "--override-os", "--override-variant", "--tmpdir", "--registries-conf",
+    "--user-agent-suffix", "--command-timeout",
+})
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The subcommand ``args`` name, if it is a known one (None for --help, a typo...)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_app(args: list[str] | None = None) -> App:
+    """The application; with ``args``, only the subcommand they name is built (typer
+    builds every parameter of every registered command on each start)."""
+    wanted = invoked_command(args) if args is not None else None
     app = typer.Typer(
         name=PROG,
         help=SUMMARY,
@@ -107,6 +133,8 @@ def build_app() -> App:
         )
 
     for name, (module, summary) in COMMANDS.items():
+        if wanted is not None and name != wanted:
+            continue
         command = importlib.import_module(f"pallet.transfer.commands.{module}").command
         app.command(name=name, help=summary, context_settings={"help_option_names": ["-h", "--help"]})(command)
     group = typer.main.get_command(app)
