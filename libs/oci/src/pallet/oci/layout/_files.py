@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pallet.oci._fsutil import fsync_dir
 from pallet.oci.errors import LayoutError
 
 #: The directory, at the root of a layout, that holds files being written.
@@ -40,15 +41,6 @@ def make_dirs(path: Path, action: str) -> None:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as error:
         raise os_error(action, error) from error
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_quietly(path: Path) -> None:

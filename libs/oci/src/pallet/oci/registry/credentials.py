@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pallet.oci._fsutil import fsync_dir
 from pallet.oci.errors import CredentialsError
 
 AUTH_FILE_ENV = "REGISTRY_AUTH_FILE"
@@ -310,7 +311,7 @@ def write_auth_file(path: Path, document: dict[str, Any]) -> None:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as error:
         raise CredentialsError(f"{path}: cannot write: {error.strerror or error}") from error
 
@@ -325,9 +326,3 @@ def _make_private_dirs(directory: Path) -> None:
         each.mkdir(mode=0o700, exist_ok=True)
 
 
-def _fsync_dir(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

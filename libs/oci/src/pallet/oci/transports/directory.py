@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pallet.oci._fsutil import fsync_dir
 from pallet.oci.digest import Digest
 from pallet.oci.errors import BlobUnknown, LocalImageNotFound, TransportError
 from pallet.oci.manifest import parse_manifest
@@ -244,7 +245,7 @@ class DirectoryDestination(ImageDestination):
                     os.replace(entry, self._root / entry.name)
             os.replace(staging / MANIFEST_FILE, self._root / MANIFEST_FILE)
             staging.rmdir()
-            _fsync_dir(self._root)
+            fsync_dir(self._root)
         except OSError as error:
             raise os_failure(f"commit {self._reference}", error) from error
         self._staging = None
@@ -316,14 +317,6 @@ def _write_file(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 TRANSPORT = DirectoryTransport()
