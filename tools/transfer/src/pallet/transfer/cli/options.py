@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -118,3 +119,20 @@ class GlobalOptions:
     registries_conf: Path | None = None
     user_agent_suffix: str | None = None
     command_timeout: float | None = None
+
+
+_IMAGE_FLAGS = ("tls_verify", "cert_dir", "creds", "username", "password", "no_creds", "registry_token", "authfile")
+
+
+def context_from_flags(
+    values: Mapping[str, Any], globals_: GlobalOptions, *, prefix: str = "", authfile: Path | None = None
+) -> SystemContext:
+    """The SystemContext of one image's flags, read from a command's parameters.
+
+    ``values`` is the command's ``locals()``: its ``{prefix}tls_verify``,
+    ``{prefix}creds``... parameters (declared with ``ImageFlags``). ``authfile``
+    is the shared ``--authfile``, used when ``--{prefix}authfile`` is not given.
+    """
+    flags = {name: values[f"{prefix}{name}"] for name in _IMAGE_FLAGS}
+    flags["authfile"] = flags["authfile"] or authfile
+    return system_context(**flags, prefix=prefix.replace("_", "-"), globals_=globals_)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, system_context
+from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags
 
 
 def command(
@@ -37,6 +37,7 @@ def command(
     dest_registry_token: DEST.registry_token = None, dest_authfile: DEST.authfile = None,
 ) -> None:
     """Copy an image from one location to another, converting formats and compression as asked."""
+    flags = dict(locals())  # the image flags, read by context_from_flags
     import dataclasses
 
     from pallet.oci.copy import CopyOptions, Policy, copy_image, load_policy
@@ -45,14 +46,8 @@ def command(
     from pallet.transfer.cli.progress import LineProgress
 
     globals_: GlobalOptions = ctx.obj
-    source_context = system_context(
-        tls_verify=src_tls_verify, cert_dir=src_cert_dir, creds=src_creds, username=src_username, password=src_password,
-        no_creds=src_no_creds, registry_token=src_registry_token, authfile=src_authfile or authfile, prefix="src-",
-        globals_=globals_)
-    dest_context = system_context(
-        tls_verify=dest_tls_verify, cert_dir=dest_cert_dir, creds=dest_creds, username=dest_username, password=dest_password,
-        no_creds=dest_no_creds, registry_token=dest_registry_token, authfile=dest_authfile or authfile, prefix="dest-",
-        globals_=globals_)
+    source_context = context_from_flags(flags, globals_, prefix="src_", authfile=authfile)
+    dest_context = context_from_flags(flags, globals_, prefix="dest_", authfile=authfile)
     dest_context = dataclasses.replace(dest_context, docker_archive_additional_tags=tuple(additional_tag or ()))
     if all_ and multi_arch not in (None, "all"):
         raise typer.BadParameter("--all and --multi-arch cannot be used together")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pallet.transfer.cli.options import PLAIN, GlobalOptions, system_context
+from pallet.transfer.cli.options import PLAIN, GlobalOptions, context_from_flags
 
 
 def command(
@@ -18,11 +18,11 @@ def command(
     registry_token: PLAIN.registry_token = None, authfile: PLAIN.authfile = None,
 ) -> None:
     """Delete IMAGE-NAME (for a registry: the manifest, by digest; the registry must allow deletes)."""
+    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.registry.retry import with_retries
     from pallet.oci.transports import default_transports
 
     globals_: GlobalOptions = ctx.obj
-    context = system_context(tls_verify=tls_verify, cert_dir=cert_dir, creds=creds, username=username, password=password,
-                             no_creds=no_creds, registry_token=registry_token, authfile=authfile, globals_=globals_)
+    context = context_from_flags(flags, globals_)
     reference = default_transports().parse_image_name(image_name)
     with_retries(lambda: reference.delete(context), retry_times)

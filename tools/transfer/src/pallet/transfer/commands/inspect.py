@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pallet.transfer.cli.options import PLAIN, GlobalOptions, system_context
+from pallet.transfer.cli.options import PLAIN, GlobalOptions, context_from_flags
 
 if TYPE_CHECKING:
     from pallet.oci.image import ImageView
@@ -31,13 +31,13 @@ def command(
     authfile: PLAIN.authfile = None,
 ) -> None:
     """Inspect image IMAGE-NAME: its manifest digest, tags, config and layers."""
+    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.registry.retry import with_retries
     from pallet.oci.image import read_image, read_top_manifest
     from pallet.oci.transports import default_transports
 
     globals_: GlobalOptions = ctx.obj
-    context = system_context(tls_verify=tls_verify, cert_dir=cert_dir, creds=creds, username=username, password=password,
-                             no_creds=no_creds, registry_token=registry_token, authfile=authfile, globals_=globals_)
+    context = context_from_flags(flags, globals_)
     reference = default_transports().parse_image_name(image_name)
     with reference.new_source(context) as source:
         if raw and not config:

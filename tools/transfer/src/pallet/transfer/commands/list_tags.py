@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pallet.transfer.cli.options import PLAIN, GlobalOptions, system_context
+from pallet.transfer.cli.options import PLAIN, GlobalOptions, context_from_flags
 
 SUPPORTED = ("docker", "docker-archive")
 
@@ -25,11 +25,11 @@ def command(
     registry_token: PLAIN.registry_token = None, authfile: PLAIN.authfile = None,
 ) -> None:
     """List the tags of REPOSITORY-NAME."""
+    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.errors import InvalidImageName
 
     globals_: GlobalOptions = ctx.obj
-    context = system_context(tls_verify=tls_verify, cert_dir=cert_dir, creds=creds, username=username, password=password,
-                             no_creds=no_creds, registry_token=registry_token, authfile=authfile, globals_=globals_)
+    context = context_from_flags(flags, globals_)
     transport, colon, within = repository_name.partition(":")
     if not colon:
         raise InvalidImageName("", repository_name, "expected TRANSPORT:NAME, e.g. docker://busybox")

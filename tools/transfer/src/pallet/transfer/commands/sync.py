@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, system_context
+from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags
 
 if TYPE_CHECKING:
     from pallet.oci.copy import CopyOptions, Policy
@@ -47,6 +47,7 @@ def command(
     dest_registry_token: DEST.registry_token = None, dest_authfile: DEST.authfile = None,
 ) -> None:
     """Synchronize one or more images from one location to another."""
+    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.copy import CopyOptions, Policy, load_policy
     from pallet.oci.transports import default_transports
 
@@ -54,12 +55,8 @@ def command(
     from pallet.transfer.sync_plan import plan_sync
 
     globals_: GlobalOptions = ctx.obj
-    source_context = system_context(
-        tls_verify=src_tls_verify, cert_dir=src_cert_dir, creds=src_creds, username=src_username, password=src_password,
-        no_creds=src_no_creds, registry_token=src_registry_token, authfile=src_authfile, prefix="src-", globals_=globals_)
-    dest_context = system_context(
-        tls_verify=dest_tls_verify, cert_dir=dest_cert_dir, creds=dest_creds, username=dest_username, password=dest_password,
-        no_creds=dest_no_creds, registry_token=dest_registry_token, authfile=dest_authfile, prefix="dest-", globals_=globals_)
+    source_context = context_from_flags(flags, globals_, prefix="src_")
+    dest_context = context_from_flags(flags, globals_, prefix="dest_")
     if parallel_images < 1:
         raise typer.BadParameter("--parallel-images must be at least 1")
     transports = default_transports()
