@@ -81,6 +81,8 @@ def test_wrong_bytes_from_the_source_fail_and_leave_no_image(test_images, memory
     with pytest.raises(DigestMismatch) as raised:
         run_copy(source, dest, **options)
     assert raised.value.expected == bad
+    assert str(raised.value).startswith(f"copying blob {bad} from memory:")  # which blob, from where
+    assert "digest mismatch" in str(raised.value)
     assert "put_manifest" not in kinds(dest) and "commit" not in kinds(dest)
     assert "dst" not in dest.images
     assert bad not in dest.blobs

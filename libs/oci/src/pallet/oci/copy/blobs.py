@@ -33,7 +33,7 @@ from pallet.oci.copy.manifest_convert import StoredLayer
 from pallet.oci.copy.result import BlobAction
 from pallet.oci.copy.session import CopySession
 from pallet.oci.digest import Digest, VerifyingReader
-from pallet.oci.errors import ConversionError, DigestMismatch, OciError
+from pallet.oci.errors import ConversionError, DigestMismatch, OciError, VerificationError
 from pallet.oci.mediatypes import Compression, is_layer, layer_compression, oci_layer_media_type
 from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import BlobInfo, ReusedBlob
@@ -170,7 +170,12 @@ class BlobCopier:
         info = blob_info(job.descriptor)
         if job.descriptor.urls and session.dest.accepts_foreign_layer_urls():
             return self._skipped(job, None, "foreign")
-        return session.retried(lambda: self._reuse_or_stream(job, info), f"copying blob {job.descriptor.digest}")
+        what = f"copying {'config' if job.is_config else 'blob'} {job.descriptor.digest}"
+        try:
+            return session.retried(lambda: self._reuse_or_stream(job, info), what)
+        except VerificationError as error:  # say which blob, from where: the bare mismatch names neither
+            error.args = (f"{what} from {session.source.reference}: {error}",)
+            raise
 
     def _reuse_or_stream(self, job: BlobJob, info: BlobInfo) -> CopiedBlob:
         if job.target is None:  # a blob to recompress cannot be found under its source digest
