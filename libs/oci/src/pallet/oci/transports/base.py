@@ -67,6 +67,7 @@ class SystemContext:
     variant_choice: str | None = None  # --override-variant
     tmp_dir: Path | None = None  # for archives that must be staged
     docker_archive_additional_tags: tuple[str, ...] = ()
+    oci_accept_uncompressed_layers: bool = False  # --dest-oci-accept-uncompressed-layers
     retry_times: int = 0
     home: Path | None = None  # for tests: the home directory to read config from
     environ: tuple[tuple[str, str], ...] | None = None  # for tests: the environment to use instead of os.environ

@@ -141,7 +141,9 @@ class OciArchiveDestination(ImageDestination):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return cls(reference, OciLayoutDestination(reference, layout, reference.ref), staging, context)
+        inner = OciLayoutDestination(reference, layout, reference.ref)
+        inner.compress_plain_layers = not context.oci_accept_uncompressed_layers
+        return cls(reference, inner, staging, context)
 
     @property
     def reference(self) -> ImageReference:

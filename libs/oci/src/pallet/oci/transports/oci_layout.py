@@ -89,7 +89,9 @@ class OciLayoutReference(ImageReference):
         return OciLayoutSource.open(self, Path(self.path), self.ref)
 
     def new_destination(self, context: SystemContext) -> OciLayoutDestination:
-        return OciLayoutDestination.create(self, Path(self.path), self.ref)
+        destination = OciLayoutDestination.create(self, Path(self.path), self.ref)
+        destination.compress_plain_layers = not context.oci_accept_uncompressed_layers
+        return destination
 
     def delete(self, context: SystemContext) -> None:
         """Drop the image's entry from ``index.json`` and garbage-collect unreachable blobs."""
@@ -189,6 +191,8 @@ class OciLayoutDestination(ImageDestination):
         self._layout = layout
         self._ref_name = ref_name
         self._top: Descriptor | None = None
+        #: False with skopeo's --dest-oci-accept-uncompressed-layers: plain layers stay plain.
+        self.compress_plain_layers = True
 
     @classmethod
     def create(cls, reference: ImageReference, root: Path, ref_name: str) -> OciLayoutDestination:
@@ -210,8 +214,8 @@ class OciLayoutDestination(ImageDestination):
         return OCI_DESTINATION_TYPES
 
     def desired_layer_compression(self) -> str | None:
-        """gzip, as containers/image's ``types.Compress`` asks of uncompressed layers."""
-        return "gzip"
+        """gzip, as containers/image's ``types.Compress`` asks of uncompressed layers (unless told not to)."""
+        return "gzip" if self.compress_plain_layers else None
 
     def accepts_foreign_layer_urls(self) -> bool:
         return True

@@ -21,6 +21,7 @@ def command(
     dest_compress_format: Annotated[Optional[str], typer.Option("--dest-compress-format", metavar="FORMAT", help="gzip or zstd: the compression of the destination's layers")] = None,
     dest_compress_level: Annotated[Optional[int], typer.Option("--dest-compress-level", metavar="LEVEL", help="LEVEL to use for the compression")] = None,
     dest_decompress: Annotated[bool, typer.Option("--dest-decompress", help="decompress layers when saving to a directory")] = False,
+    dest_oci_accept_uncompressed_layers: Annotated[bool, typer.Option("--dest-oci-accept-uncompressed-layers", help="allow uncompressed image layers when saving to an OCI image (default: compress them)")] = False,
     preserve_digests: Annotated[bool, typer.Option("--preserve-digests", help="preserve digests of images and lists (fail rather than change one)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="suppress output information when copying images")] = False,
     remove_signatures: Annotated[bool, typer.Option("--remove-signatures", help="do not copy signatures from SOURCE-IMAGE")] = False,
@@ -48,7 +49,8 @@ def command(
     globals_: GlobalOptions = ctx.obj
     source_context = context_from_flags(flags, globals_, prefix="src_", authfile=authfile)
     dest_context = context_from_flags(flags, globals_, prefix="dest_", authfile=authfile)
-    dest_context = dataclasses.replace(dest_context, docker_archive_additional_tags=tuple(additional_tag or ()))
+    dest_context = dataclasses.replace(dest_context, docker_archive_additional_tags=tuple(additional_tag or ()),
+                                       oci_accept_uncompressed_layers=dest_oci_accept_uncompressed_layers)
     if all_ and multi_arch not in (None, "all"):
         raise typer.BadParameter("--all and --multi-arch cannot be used together")
     try:
