@@ -135,10 +135,17 @@ def build_app(args: list[str] | None = None) -> App:
     for name, (module, summary) in COMMANDS.items():
         if wanted is not None and name != wanted:
             continue
+        if wanted is None:  # top-level help or an unknown command: names and summaries suffice
+            app.command(name=name, help=summary)(_listed_only)
+            continue
         command = importlib.import_module(f"pallet.transfer.commands.{module}").command
         app.command(name=name, help=summary, context_settings={"help_option_names": ["-h", "--help"]})(command)
     group = typer.main.get_command(app)
     return App(group, _switches(group))
+
+
+def _listed_only() -> None:
+    """Stands for a subcommand in the top-level help; never run (a named command is built for real)."""
 
 
 def _switches(command: Any) -> frozenset[str]:
