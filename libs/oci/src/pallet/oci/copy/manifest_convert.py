@@ -145,12 +145,12 @@ def build_image_manifest(
         if isinstance(model, ImageManifest):
             new_model = model.model_copy(update={"config": config, "layers": layer_descriptors})
         else:
-            new_model = ImageManifest(schemaVersion=2, mediaType=mt.OCI_MANIFEST, config=config, layers=layer_descriptors)
+            new_model = ImageManifest(schema_version=2, media_type=mt.OCI_MANIFEST, config=config, layers=layer_descriptors)
     elif isinstance(model, DockerManifest):
         new_model = model.model_copy(update={"config": config, "layers": layer_descriptors})
     else:
         _refuse_oci_only_fields(model, "manifest")
-        new_model = DockerManifest(schemaVersion=2, mediaType=mt.DOCKER_MANIFEST, config=config, layers=layer_descriptors)
+        new_model = DockerManifest(schema_version=2, media_type=mt.DOCKER_MANIFEST, config=config, layers=layer_descriptors)
     return ParsedManifest.from_model(new_model)
 
 
@@ -175,7 +175,7 @@ def _descriptor(layer: StoredLayer, media_type: str, family: Family) -> Descript
     if media_type == source.media_type and not layer.changed:
         return source
     if family == "v2s2" and not mt.is_docker(source.media_type):
-        return Descriptor(mediaType=media_type, digest=layer.digest, size=layer.size, urls=source.urls)
+        return Descriptor(media_type=media_type, digest=layer.digest, size=layer.size, urls=source.urls)
     return source.model_copy(update={"media_type": media_type, "digest": layer.digest, "size": layer.size})
 
 
@@ -206,12 +206,12 @@ def build_index(
         if isinstance(model, ImageIndex):
             new_model = model.model_copy(update={"manifests": entries})
         else:
-            new_model = ImageIndex(schemaVersion=2, mediaType=mt.OCI_INDEX, manifests=entries)
+            new_model = ImageIndex(schema_version=2, media_type=mt.OCI_INDEX, manifests=entries)
     elif isinstance(model, DockerManifestList):
         new_model = model.model_copy(update={"manifests": entries})
     else:
         _refuse_oci_only_fields(model, "index")
-        new_model = DockerManifestList(schemaVersion=2, mediaType=mt.DOCKER_MANIFEST_LIST, manifests=entries)
+        new_model = DockerManifestList(schema_version=2, media_type=mt.DOCKER_MANIFEST_LIST, manifests=entries)
     return ParsedManifest.from_model(new_model)
 
 
@@ -222,7 +222,7 @@ def _index_entry(entry: Descriptor, copied: Descriptor | None, to_docker: bool) 
     if not to_docker:
         return updated
     return Descriptor(
-        mediaType=updated.media_type,
+        media_type=updated.media_type,
         digest=updated.digest,
         size=updated.size,
         urls=updated.urls,
