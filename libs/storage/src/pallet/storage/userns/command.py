@@ -1,0 +1,101 @@
+"""``podman unshare`` as a function: run a command inside the rootless user namespace.
+
+The tools expose it later (``pallet-run unshare``, ``pallet-build unshare``);
+this module only runs the command and returns its exit status.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from pallet.storage.userns import _proc
+from pallet.storage.userns.errors import ChildFailed, ExecFailed
+from pallet.storage.userns.unshare import UsernsSetup, rootless_setup, spawn
+
+USERNS_CONFIGURED = "_CONTAINERS_USERNS_CONFIGURED"
+ROOTLESS_UID = "_CONTAINERS_ROOTLESS_UID"
+ROOTLESS_GID = "_CONTAINERS_ROOTLESS_GID"
+
+
+def unshared_environment(env: Mapping[str, str], uid: int, gid: int) -> dict[str, str]:
+    """``env`` plus the variables podman sets in its rootless namespace (for a user ``uid``/``gid``)."""
+    return {**env, USERNS_CONFIGURED: "done", ROOTLESS_UID: str(uid), ROOTLESS_GID: str(gid)}
+
+
+def _exec_or_report(argv: Sequence[str], env: Mapping[str, str], to_parent: int) -> int:  # pragma: no cover
+    """In the child: execvpe ``argv`` (PATH from ``env``); on failure send an ``X`` frame, return 127/126."""
+    try:
+        os.execvpe(argv[0], list(argv), dict(env))
+    except OSError as exc:
+        err = exc.errno or errno_codes.ENOENT
+        _proc.write_frame(to_parent, _proc.TAG_EXEC_ERROR, f"{err}\0{exc.strerror or exc}".encode(errors="replace"))
+        return 127 if err == errno_codes.ENOENT else 126
+    return 127  # not reached: execvpe does not return
+
+
+def _wait(pid: int) -> int:
+    """Wait for ``pid``; a Ctrl-C here (which reached the child too) does not stop the waiting."""
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except KeyboardInterrupt:
+            continue
+
+
+def _check_exec(pid: int, from_child: int, program: str, timeout: float) -> None:
+    """EOF on the pipe means the exec succeeded; an ``X`` or ``E`` frame raises (the child is reaped)."""
+    try:
+        frame = _proc.read_frame(from_child, _proc.deadline_after(timeout))
+    except BaseException:
+        _proc.kill_and_reap(pid)
+        raise
+    finally:
+        os.close(from_child)
+    if frame is None:
+        return
+    _wait(pid)
+    tag, payload = frame
+    if tag == _proc.TAG_EXEC_ERROR:
+        err, why = payload.decode(errors="replace").split("\0", 1)
+        raise ExecFailed(program, int(err), why)
+    raise ChildFailed(f"the child could not set up the user namespace: {payload.decode(errors='replace')!r}")
+
+
+def _run_directly(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Root without a setup: run ``argv`` as is, in this process's namespaces; its exit status."""
+    try:
+        returncode = subprocess.run(list(argv), env=dict(env), check=False).returncode
+    except OSError as exc:
+        raise ExecFailed(argv[0], exc.errno or errno_codes.ENOENT, exc.strerror or str(exc)) from exc
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_unshared(argv: Sequence[str], env: Mapping[str, str] | None = None, *, setup: UsernsSetup | None = None) -> int:
+    """Run ``argv`` in a new user + mount namespace with podman's mapping; its exit status.
+
+    ``env`` (default: this process's environment) gets ``_CONTAINERS_USERNS_CONFIGURED=done``,
+    ``_CONTAINERS_ROOTLESS_UID`` and ``_CONTAINERS_ROOTLESS_GID`` (the user's
+    ids outside), as podman sets them; ``argv[0]`` is searched on env's PATH.
+    The command inherits stdin, stdout and stderr. The status is the exit code,
+    or 128 + N when the command was killed by signal N. Raises ExecFailed when
+    the command cannot be executed, and the setup errors of :func:`rootless_setup`
+    and :func:`spawn` before that.
+
+    As root without an explicit ``setup`` the command runs directly, with
+    ``env`` unchanged (podman itself refuses ``unshare`` as root; a tool that
+    wants the same refuses before calling this).
+    """
+    if not argv:
+        raise ValueError("run_unshared needs a command")
+    base = dict(os.environ if env is None else env)
+    if setup is None:
+        if os.geteuid() == 0:
+            return _run_directly(argv, base)
+        setup = rootless_setup()
+    full_env = unshared_environment(base, setup.mapping.uid, setup.mapping.gid)
+    pid, from_child = spawn(setup, lambda to_parent: _exec_or_report(argv, full_env, to_parent))
+    _check_exec(pid, from_child, argv[0], setup.handshake_timeout)
+    return _proc.exit_code(_wait(pid))
