@@ -21,6 +21,8 @@ Thread safety: the session may be used from several threads at once
 
 from __future__ import annotations
 
+import os
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from pallet.oci.registry.credentials import Credentials, lookup_credentials
 from pallet.oci.registry.endpoints import check_host_allowed
 from pallet.oci.registry.errors_map import error_from_response, transport_errors, with_action
 from pallet.oci.registry.options import RegistryOptions
+from pallet.oci.registry.proxy import proxy_for
 from pallet.oci.registry.retry import with_retries
 from pallet.oci.registry.tlsconfig import cert_dir_for_host, make_ssl_context
 
@@ -75,8 +78,10 @@ class RegistrySession:
         self._credentials = self._find_credentials(credentials_name or host)
         cert_dir = self.options.cert_dir or cert_dir_for_host(host, env=self.options.env, home=self.options.home)
         timeout = httpx.Timeout(self.options.read_timeout, connect=self.options.connect_timeout)
+        ssl_context = make_ssl_context(verify=self.tls_verify, cert_dir=cert_dir)
         self._client = httpx.Client(
-            verify=make_ssl_context(verify=self.tls_verify, cert_dir=cert_dir),
+            verify=ssl_context,
+            mounts=None if transport is not None else _proxy_mounts(self.api_host, ssl_context, self.options.env),
             timeout=timeout,
             headers={
                 "User-Agent": self.options.user_agent,
@@ -247,3 +252,15 @@ def close_quietly(response: httpx.Response) -> None:
     except httpx.HTTPError:
         pass
 
+
+def _proxy_mounts(
+    host: str, ssl_context: ssl.SSLContext, env: Mapping[str, str] | None
+) -> dict[str, httpx.BaseTransport | None] | None:
+    """Transports through the environment's proxies for ``host`` (Go's rules), or None for none."""
+    environment = os.environ if env is None else env
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for scheme in ("https", "http"):
+        proxy = proxy_for(scheme, host, environment)
+        if proxy is not None:
+            mounts[f"{scheme}://"] = httpx.HTTPTransport(proxy=proxy, verify=ssl_context)
+    return mounts or None
