@@ -91,3 +91,57 @@ def test_the_registry_module_reexports_the_one_helper_with_positional_times():
     slept: list[float] = []
     assert from_module(operation, 1, sleep=slept.append) == "ok"  # tools/transfer's with_retries(fn, times)
     assert slept == [1.0]
+
+
+def test_a_registrys_retry_after_lengthens_the_wait_within_the_cap():
+    from pallet.oci.errors import TooManyRequests
+
+    slept: list[float] = []
+    first, second = TooManyRequests("429", status=429), TooManyRequests("429", status=429)
+    first.retry_after, second.retry_after = 5.0, 600.0
+    failures = [first, second]
+
+    def operation() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "done"
+
+    assert with_retries(operation, times=3, delay=0.5, sleep=slept.append) == "done"
+    assert slept == [5.0, MAX_DELAY_SECONDS]
+
+
+def test_retry_after_is_read_from_a_429():
+    """A real answer with Retry-After, from a loopback server, becomes TooManyRequests.retry_after."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pallet.oci.errors import TooManyRequests
+    from pallet.oci.registry import RegistryClient, RegistryOptions
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/v2/":
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
+            self.send_response(429)
+            self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RegistryClient(f"127.0.0.1:{server.server_address[1]}", RegistryOptions(tls_verify=False)) as client:
+            with pytest.raises(TooManyRequests) as raised:
+                client.list_tags("some/repo")
+        assert raised.value.retry_after == 7.0
+    finally:
+        server.shutdown()

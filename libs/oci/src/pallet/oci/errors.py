@@ -56,6 +56,8 @@ class OciError(Exception):
 
     #: True when the same operation may succeed if tried again (retry with backoff).
     temporary: bool = False
+    #: Seconds the other side asked us to wait before trying again (HTTP Retry-After), if it said.
+    retry_after: float | None = None
 
 
 class ImageNotFound(OciError):

@@ -42,7 +42,8 @@ def with_retries(
     """``operation()``, tried up to ``times`` more times after a temporary error.
 
     Waits ``min(delay * 2**n, max_delay)`` (n = 0, 1, ...) through ``sleep``
-    before each new try, and logs it at INFO, naming ``what`` when given.
+    before each new try, longer when the error carries a ``retry_after`` (a
+    registry's Retry-After header) but never more than ``max_delay``, and logs it at INFO, naming ``what`` when given.
     A permanent error is raised at the first try; the last temporary one is
     raised unchanged when all tries fail. The operation must be safe to
     repeat (idempotent, or restarting from scratch).
@@ -54,7 +55,7 @@ def with_retries(
         except OciError as error:
             if not error.temporary or attempt >= times:
                 raise
-            wait = min(delay * (2**attempt), max_delay)
+            wait = min(max(delay * (2**attempt), error.retry_after or 0.0), max_delay)
             attempt += 1
             failed = f"{what} failed ({error})" if what else str(error)
             _log.info("%s; retrying in %.1fs (%d of %d)", failed, wait, attempt, times)

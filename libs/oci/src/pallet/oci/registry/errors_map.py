@@ -131,7 +131,19 @@ def error_from_response(
         why = f"server error (HTTP {status}): {why}"
     if kind is Unauthorized and credentials_sent:
         why = f"invalid username/password: {why}"
-    return kind(f"{action}: {why}", status=status, codes=codes, detail=detail)
+    error = kind(f"{action}: {why}", status=status, codes=codes, detail=detail)
+    error.retry_after = _retry_after(response.headers.get("retry-after"))
+    return error
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (delay-seconds form; an HTTP date is read as 'soon')."""
+    if not value:
+        return None
+    try:
+        return max(float(value.strip()), 0.0)
+    except ValueError:
+        return None
 
 
 def _error_class(status: int, codes: tuple[str, ...], not_found: type[RegistryError]) -> type[RegistryError]:
