@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,30 @@ def test_as_root_an_explicit_setup_writes_the_maps_directly(tmp_path: Path) -> N
     uid, seen_map = run_in_userns(inside, str(target), setup=setup)
     assert uid == 0 and seen_map == proc_map_text(uid_map)
     assert os.stat(target).st_uid == 300999 and stat.S_ISREG(os.stat(target).st_mode)
+
+
+def test_the_child_does_not_outlive_a_parent_killed_during_the_handshake(rootless_user: Any, rootless_tmp_path: Path) -> None:
+    helper_dir = rootless_tmp_path / "killer"
+    helper_dir.mkdir()
+    pid_file = rootless_tmp_path / "child.pid"
+    for name in ("newuidmap", "newgidmap"):  # the "helper" records the child's pid and kills the parent
+        (helper_dir / name).write_text(f'#!/bin/sh\necho "$1" > {pid_file}\nkill -9 "$PPID"\nsleep 5\n')
+        (helper_dir / name).chmod(0o755)
+    os.chown(rootless_tmp_path, rootless_user.uid, rootless_user.gid)
+    code = PRELUDE + f"run_in_userns(os.getuid, setup=rootless_setup(helper_search_path={str(helper_dir)!r}))\n"
+    result = rootless_user.run([sys.executable, "-c", code], timeout=90)
+    assert result.returncode == -9
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"

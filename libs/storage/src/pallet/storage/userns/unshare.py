@@ -26,6 +26,16 @@ Two pipes are used; both are created close-on-exec, and the child closes the
 parent's ends and vice versa. No other fd is touched: the child inherits the
 caller's open fds (stdin/stdout/stderr included), as a fork does.
 
+Forking copies the whole calling process: call this from a single-threaded
+process (as the tools are), since a lock held by another thread at the fork
+stays held in the child. The child is SIGKILLed by the kernel when the
+parent *thread* that forked it exits (PR_SET_PDEATHSIG), also after a
+command was exec'd.
+
+A process that already is uid 0 inside such a namespace (as a tool re-run by
+``run_unshared`` is) has euid 0 and so runs the work directly, as podman does
+when ``_CONTAINERS_USERNS_CONFIGURED`` is set.
+
 As root (euid 0) podman uses no user namespace by default, and so
 :func:`run_in_userns` and :func:`run_unshared` run the work directly in the
 calling process's namespaces when no setup is given. When root passes a
@@ -35,6 +45,7 @@ setup explicitly, the namespace is made as above and the parent writes
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import shutil
@@ -201,7 +212,7 @@ def _send_setup_error(fd: int, stage: str, exc: BaseException) -> None:
         pass
 
 
-def _become_root(libc: Any, to_parent: int) -> bool:
+def _become_root(libc: ctypes.CDLL, to_parent: int) -> bool:
     """In the mapped namespace: ids 0, no extra groups, private mounts. False (reported) on failure."""
     try:
         os.setresgid(0, 0, 0)
@@ -217,7 +228,7 @@ def _become_root(libc: Any, to_parent: int) -> bool:
     return True
 
 
-def _enter(libc: Any, to_parent: int, from_parent: int, timeout: float) -> bool:
+def _enter(libc: ctypes.CDLL, to_parent: int, from_parent: int, timeout: float) -> bool:
     """Unshare, signal the parent, wait for its ``G``, become root. False when the child must exit."""
     try:
         _proc.die_with_parent(libc)
@@ -234,7 +245,7 @@ def _enter(libc: Any, to_parent: int, from_parent: int, timeout: float) -> bool:
     return go is not None and go[0] == _proc.TAG_GO and _become_root(libc, to_parent)
 
 
-def _child_main(libc: Any, to_parent: int, from_parent: int, timeout: float, work: Callable[[int], int]) -> NoReturn:  # pragma: no cover
+def _child_main(libc: ctypes.CDLL, to_parent: int, from_parent: int, timeout: float, work: Callable[[int], int]) -> NoReturn:  # pragma: no cover
     """The forked child: enter the namespace, run ``work``, and ``_exit`` with its code, whatever happens."""
     code = _SETUP_FAILED
     try:
