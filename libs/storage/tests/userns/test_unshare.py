@@ -295,3 +295,13 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_refused_unshare_reads_as_unshare_failed_with_a_hint() -> None:
+    from pallet.storage.userns.errors import UnshareFailed
+    from pallet.storage.userns.unshare import _raise_setup_error
+
+    with pytest.raises(UnshareFailed) as caught:  # what the child sends when max_user_namespaces is 0
+        _raise_setup_error(b"unshare\x0028\x00unshare(CLONE_NEWUSER|CLONE_NEWNS): No space left on device")
+    assert caught.value.errno == 28
+    assert "max_user_namespaces" in str(caught.value) and "No space left on device" in str(caught.value)
