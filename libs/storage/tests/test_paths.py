@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from typing import Any
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,12 +100,14 @@ def test_rootless_fallbacks_without_xdg(tmp_path: Path) -> None:
 
 
 def test_rootless_run_user_dir_when_init_comm_is_unreadable(tmp_path: Path) -> None:
-    uid = os.geteuid()
-    run_user = Path(f"/run/user/{uid}")
-    if not run_user.is_dir() or run_user.stat().st_mode & 0o777 != 0o700 or uid == 0:
-        pytest.skip(f"{run_user} is not a private dir of a non-root user here")
-    options = resolve_store_options(host(tmp_path, uid=uid, env={"HOME": "/h"}, home="/h", comm=None))
-    assert options.run_root == f"{run_user}/containers"
+    run_user = tmp_path / "run-user"
+    (run_user / "1000").mkdir(parents=True, mode=0o700)
+    (run_user / "1000").chmod(0o700)
+    base = host(tmp_path, uid=1000, env={"HOME": "/h", "TMPDIR": str(tmp_path)}, home="/h", comm=None)
+    assert resolve_store_options(replace(base, run_user_base=str(run_user))).run_root == str(run_user / "1000" / "containers")
+    (run_user / "1000").chmod(0o755)  # not private: the $TMPDIR fallback
+    expected = str(tmp_path / "containers-user-1000" / "containers")
+    assert resolve_store_options(replace(base, run_user_base=str(run_user))).run_root == expected
 
 
 def test_rootless_takes_little_from_the_system_file(tmp_path: Path) -> None:
@@ -168,3 +177,50 @@ def test_tool_flags_override(tmp_path: Path) -> None:
     assert (changed.graph_root, changed.run_root, changed.driver, changed.mountopt) == ("/g", "/r", "overlay", "nodev")
     with pytest.raises(AttributeError):
         changed.graph_root = "/x"  # type: ignore[misc]
+
+
+# -- against podman ---------------------------------------------------------------------------
+
+
+def podman_store(run: Callable[[list[str]], subprocess.CompletedProcess[bytes]]) -> dict[str, Any]:
+    result = run(["podman", "info", "--format", "json"])
+    assert result.returncode == 0, result.stderr.decode()
+    store: dict[str, Any] = json.loads(result.stdout)["store"]
+    return store
+
+
+def rootless_host(user: Any, env: dict[str, str]) -> Host:
+    return Host(env=user.environment(env), uid=user.uid, euid=user.uid, home=env["HOME"])
+
+
+def test_rootless_resolution_matches_podman(rootless_user: Any, rootless_tmp_path: Path, podman: str) -> None:
+    home = rootless_tmp_path
+    env = {"HOME": str(home)}
+    run = lambda argv: rootless_user.run(argv, env=env, cwd=home)  # noqa: E731
+    store = podman_store(run)
+    ours = resolve_store_options(rootless_host(rootless_user, env))
+    assert (ours.graph_root, ours.run_root, ours.driver) == (store["graphRoot"], store["runRoot"], store["graphDriverName"])
+    conf = home / "conf" / "storage.conf"
+    conf.parent.mkdir()
+    conf.write_text('[storage]\ndriver = "vfs"\nrootless_storage_path = "$HOME/rsp/$UID/$USER"\n')
+    os.chown(conf.parent, rootless_user.uid, rootless_user.gid)
+    env.update(CONTAINERS_STORAGE_CONF=str(conf), XDG_DATA_HOME=str(home / "data"))
+    store = podman_store(run)
+    ours = resolve_store_options(rootless_host(rootless_user, env))
+    assert ours.graph_root == f"{home}/rsp/{rootless_user.uid}/{rootless_user.name}"
+    assert (ours.graph_root, ours.run_root, ours.driver) == (store["graphRoot"], store["runRoot"], store["graphDriverName"])
+
+
+def test_root_resolution_matches_podman(tmp_path: Path, podman: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    short_run = tempfile.mkdtemp(prefix="plt-rr-", dir="/tmp")  # podman refuses run roots over 50 characters
+    try:
+        conf = tmp_path / "storage.conf"
+        conf.write_text(f'[storage]\ndriver = "overlay2"\ngraphroot = "{tmp_path}/g"\nrunroot = "{short_run}"\n')
+        env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf), "STORAGE_DRIVER": "vfs"}
+        store = podman_store(lambda argv: subprocess.run(argv, env=env, capture_output=True, timeout=120))
+        ours = resolve_store_options(Host(env=env, uid=0, euid=0, home="/root"))
+        assert (ours.graph_root, ours.run_root, ours.driver) == (store["graphRoot"], store["runRoot"], store["graphDriverName"])
+    finally:
+        shutil.rmtree(short_run, ignore_errors=True)

@@ -58,7 +58,8 @@ class Host:
 
     ``uid`` is the user the store is for (podman's rootless uid), ``euid`` the
     process's effective uid (for the owner check on ``/run/user/<uid>``).
-    ``init_comm`` is the file whose content 1.43 compares with ``"systemd"``.
+    ``init_comm`` is the file whose content 1.43 compares with ``"systemd"``;
+    ``run_user_base`` holds the per-user runtime dirs (``/run/user``).
     """
 
     env: Mapping[str, str]
@@ -66,6 +67,7 @@ class Host:
     euid: int
     home: str = ""
     init_comm: str = "/proc/1/comm"
+    run_user_base: str = "/run/user"
     system_confs: tuple[str, str] = (SYSTEM_OVERRIDE_CONF, SYSTEM_DEFAULT_CONF)
 
     @classmethod
@@ -309,7 +311,7 @@ def rootless_runtime_dir(host: Host) -> str:
             init_is_systemd = handle.read() == b"systemd"
     except OSError:
         init_is_systemd = True
-    run_user = f"/run/user/{host.uid}"
+    run_user = os.path.join(host.run_user_base, str(host.uid))
     if init_is_systemd and _owned_private_dir(run_user, host.euid):
         return run_user
     tmp_dir = os.path.join(host.env.get("TMPDIR") or "/tmp", f"containers-user-{host.uid}")
