@@ -10,6 +10,8 @@ and XORs on big integers. That is about 20 times faster than a table loop.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _POLY_LOW = 0x1B  # x^4 + x^3 + x + 1: P(x) without its x^64 term
 _MASK64 = (1 << 64) - 1
 _REVERSE = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
@@ -35,8 +37,9 @@ def _mod_small(v: int) -> int:
     return v
 
 
+@lru_cache(maxsize=256)
 def _xpow_mod(k: int) -> int:
-    """``x^k mod P`` by square-and-multiply."""
+    """``x^k mod P`` by square-and-multiply (a pure function, memoised: chunk sizes repeat)."""
     result, base = 1, 2  # the polynomials 1 and x
     while k:
         if k & 1:
@@ -46,14 +49,11 @@ def _xpow_mod(k: int) -> int:
     return result
 
 
-def _mod(v: int, nbits: int, cache: dict[int, int]) -> int:
+def _mod(v: int, nbits: int) -> int:
     """``v mod P`` where ``v`` has at most ``nbits`` bits: fold the high half onto the low half."""
     while nbits > 256:
         half = (nbits // 2 + 63) & ~63
-        factor = cache.get(half)
-        if factor is None:
-            factor = cache[half] = _xpow_mod(half)
-        v = _clmul(v >> half, factor) ^ (v & ((1 << half) - 1))
+        v = _clmul(v >> half, _xpow_mod(half)) ^ (v & ((1 << half) - 1))
         nbits = max(half, nbits - half + 64)
     return _mod_small(v)
 
@@ -65,12 +65,11 @@ def _reflect64(v: int) -> int:
 class Crc64:
     """An incremental CRC-64/GO-ISO. ``update`` any number of times, then ``digest`` (8 bytes, big-endian)."""
 
-    __slots__ = ("_reg", "_pending", "_cache")
+    __slots__ = ("_reg", "_pending")
 
     def __init__(self) -> None:
         self._reg = _MASK64  # the non-reflected register; init all ones
         self._pending = b""  # under 8 bytes kept for the next update
-        self._cache: dict[int, int] = {}
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         """Feed ``data`` (any length)."""
@@ -81,7 +80,7 @@ class Crc64:
         self._pending = b""
         nbits = len(chunk) * 8
         poly = int.from_bytes(chunk.translate(_REVERSE), "big") ^ (self._reg << (nbits - 64))
-        self._reg = _mod(poly << 64, nbits + 64, self._cache)
+        self._reg = _mod(poly << 64, nbits + 64)
 
     def _final_register(self) -> int:
         reg = self._reg
