@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pallet.oci import errors as oci_errors
 from pallet.storage import errors, records
@@ -297,3 +299,81 @@ def test_lookup_order_and_ambiguity() -> None:
         records.find_layer([], "")
     container = Container(id=HEX_A, layer=HEX_B)
     assert records.find_container([container], HEX_B) is container
+
+
+def test_podman_containers_and_mounts_round_trip(real_store: RealStore, podman: str) -> None:
+    containers_json = real_store.root / "vfs-containers" / "containers.json"
+    mountpoints_json = real_store.run / "vfs-layers" / "mountpoints.json"
+    layers_json = real_store.root / "vfs-layers" / "layers.json"
+    container_id = real_store.podman("create", "--name", "pallet-c1", real_store.ref, "true").strip()
+    try:
+        merged = real_store.podman("mount", "pallet-c1").strip()
+        files = [(Container, containers_json), (Mountpoint, mountpoints_json), (Layer, layers_json)]
+        for kind, path in files:
+            assert records.encode_records(records.load_records(kind, str(path))) == path.read_bytes(), path
+        found = records.load_records(Container, str(containers_json))
+        container = records.find_container(found, "pallet-c1")
+        assert container.id == container_id and records.find_container(found, container.layer) is container
+        assert json.loads(container.metadata)["name"] == "pallet-c1" and container.flags == {"MountLabel": "", "ProcessLabel": ""}
+        (mount,) = records.load_records(Mountpoint, str(mountpoints_json))
+        assert (mount.id, mount.path, mount.count) == (container.layer, merged, 1)
+        layer = records.find_layer(records.load_records(Layer, str(layers_json)), container.layer)
+        assert records.valid_id(layer.id) and layer.parent == records.find_image(
+            records.load_records(Image, str(real_store.root / "vfs-images" / "images.json")), real_store.ref
+        ).top_layer
+        for kind, path in files:  # rewrite everything with our writer, then podman must carry on
+            lock_dir = path.parent
+            lock = get_lockfile(lock_dir / ("mountpoints.lock" if kind is Mountpoint else path.name.replace(".json", ".lock")))
+            with lock.writing():
+                records.save_records(str(path), records.load_records(kind, str(path)))
+                lock.record_write()
+        real_store.podman("umount", "pallet-c1")
+        assert records.load_records(Mountpoint, str(mountpoints_json)) == []
+    finally:
+        real_store.podman("rm", "--force", "pallet-c1")
+    assert records.load_records(Container, str(containers_json)) == []
+
+
+# -- property: whatever we can build, we write in a form that parses back to itself ----------------
+
+_text = st.text(max_size=12)
+_ids = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+_digests = _ids.map(lambda hex_: "sha256:" + hex_)
+_times = st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(records.format_time)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    st.lists(
+        st.builds(
+            Layer,
+            id=_ids,
+            names=st.lists(_text, max_size=2),
+            parent=_text,
+            metadata=_text,
+            created=_times,
+            compressed_digest=st.just("") | _digests,
+            compressed_size=st.integers(0, 2**63 - 1),
+            uids=st.lists(st.integers(0, 2**32 - 1), max_size=3),
+            flags=st.dictionaries(_text, _json_values, max_size=3),
+            extra=st.dictionaries(st.just("x-new").map(str) | st.just("toc-digest"), _json_values, max_size=2),
+        ),
+        max_size=4,
+        unique_by=lambda layer: layer.id,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_encoded_layers_parse_back(layers: list[Layer]) -> None:
+    names = [name for layer in layers for name in layer.names]
+    if len(names) != len(set(names)):
+        with pytest.raises(errors.DuplicateName):
+            records.encode_records(layers)
+        return
+    data = records.encode_records(layers)
+    back = records.decode_records(Layer, data)
+    assert records.encode_records(back) == data
+    assert [(layer.id, layer.names, layer.flags, layer.extra) for layer in back] == [(layer.id, layer.names, layer.flags, layer.extra) for layer in layers]

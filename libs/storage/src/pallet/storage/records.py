@@ -388,7 +388,7 @@ def encode_records(records: Sequence[Record]) -> bytes:
 
 
 def check_records(records: Sequence[Record]) -> None:
-    """Refuse empty or duplicate IDs, duplicate names, bad times and invalid digests."""
+    """Refuse empty or duplicate IDs, names held twice (by two records or one), bad times and invalid digests."""
     ids: set[str] = set()
     names: dict[str, str] = {}
     for record in records:
@@ -398,7 +398,7 @@ def check_records(records: Sequence[Record]) -> None:
             raise DuplicateID(record.id)
         ids.add(record.id)
         for name in getattr(record, "names", ()):
-            if name in names and names[name] != record.id:
+            if name in names:  # also within one record: Go's load drops such a name and makes readers fail
                 raise DuplicateName(name, names[name])
             names[name] = record.id
         if not valid_time(getattr(record, "created", ZERO_TIME)):
@@ -545,7 +545,7 @@ def format_time(moment: dt.datetime, nanoseconds: int | None = None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     nanos = moment.microsecond * 1000 if nanoseconds is None else nanoseconds
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
     offset = moment.utcoffset() or dt.timedelta(0)
