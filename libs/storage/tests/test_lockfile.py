@@ -297,3 +297,60 @@ def test_we_see_go_writes_through_the_token(go_store: tuple[Path, Path, str], sk
     assert result.returncode == 0, result.stderr
     with lock.reading():
         assert lock.modified_since(seen)
+
+
+def test_a_waiting_writer_holds_back_new_readers(lock: LockFile) -> None:
+    lock.rlock()
+    writer_got_it = threading.Event()
+
+    def writer() -> None:
+        with lock.writing():
+            writer_got_it.set()
+
+    def late_reader(result: list[str]) -> None:
+        try:
+            lock.try_rlock()
+        except errors.LockBusy:
+            result.append("busy")
+        else:
+            result.append("got")
+            lock.unlock()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not lock._gate._writers_waiting and time.monotonic() < deadline:  # noqa: SLF001 - white-box wait
+        time.sleep(0.01)
+    result: list[str] = []
+    reader = threading.Thread(target=late_reader, args=(result,))
+    reader.start()
+    reader.join(10)
+    assert result == ["busy"]
+    lock.rlock()  # but a thread already reading may read again (no self-deadlock)
+    lock.unlock()
+    lock.unlock()
+    thread.join(10)
+    assert writer_got_it.is_set()
+
+
+def test_processes_updating_one_file_under_the_lock_lose_nothing(tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    code = """
+        import sys
+        from pathlib import Path
+        from pallet.storage.lockfile import get_lockfile
+        lock = get_lockfile(sys.argv[1])
+        counter = Path(sys.argv[2])
+        for _ in range(100):
+            with lock.writing():
+                value = int(counter.read_text())
+                counter.write_text(str(value + 1))
+                lock.record_write()
+    """
+    children = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / "c.lock"), str(counter)]) for _ in range(4)
+    ]
+    for child in children:
+        assert child.wait(timeout=120) == 0
+    assert counter.read_text() == "400"

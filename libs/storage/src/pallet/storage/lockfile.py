@@ -65,6 +65,7 @@ class _Gate:
         self._writer: int | None = None
         self._readers: dict[int, int] = {}
         self._held: dict[int, list[str]] = {}  # thread -> stack of modes it acquired
+        self._writers_waiting = 0  # new readers wait behind them, as with Go's sync.RWMutex
 
     def acquire(self, mode: str, blocking: bool, path: str) -> bool:
         me = threading.get_ident()
@@ -78,10 +79,10 @@ class _Gate:
                 self._readers[me] += 1
                 self._held[me].append(_READ)
                 return True
-            while not self._free_for(mode):
+            if not self._free_for(mode):
                 if not blocking:
                     return False
-                self._cond.wait()
+                self._wait_for(mode)
             if mode == _WRITE:
                 self._writer = me
             else:
@@ -90,7 +91,23 @@ class _Gate:
             return True
 
     def _free_for(self, mode: str) -> bool:
-        return self._writer is None and (mode == _READ or not self._readers)
+        if mode == _READ:
+            return self._writer is None and not self._writers_waiting
+        return self._writer is None and not self._readers
+
+    def _wait_for(self, mode: str) -> None:
+        """Wait (holding the condition) until ``mode`` can be granted; writers announce themselves."""
+        if mode == _READ:
+            while not self._free_for(mode):
+                self._cond.wait()
+            return
+        self._writers_waiting += 1
+        try:
+            while not self._free_for(mode):
+                self._cond.wait()
+        finally:
+            self._writers_waiting -= 1
+            self._cond.notify_all()
 
     def release(self, path: str) -> None:
         me = threading.get_ident()
@@ -117,6 +134,19 @@ class _Gate:
     def held_by_me(self) -> bool:
         with self._cond:
             return bool(self._held.get(threading.get_ident()))
+
+
+def _fcntl_lock(fd: int, operation: int) -> None:
+    """A whole-file record lock; a blocking attempt that the kernel calls a deadlock is retried
+    every 10 ms, as Go's loop around ``F_SETLKW`` does (it retries on any error)."""
+    while True:
+        try:
+            fcntl.lockf(fd, operation, 0, 0, os.SEEK_SET)
+            return
+        except OSError as exc:
+            if operation & fcntl.LOCK_NB or exc.errno != errno.EDEADLK:
+                raise
+        time.sleep(0.01)
 
 
 class LockFile:
@@ -191,7 +221,7 @@ class LockFile:
         fd = self._open()
         operation = fcntl.LOCK_EX if mode == _WRITE else fcntl.LOCK_SH
         try:
-            fcntl.lockf(fd, operation if blocking else operation | fcntl.LOCK_NB, 0, 0, os.SEEK_SET)
+            _fcntl_lock(fd, operation if blocking else operation | fcntl.LOCK_NB)
         except BaseException as exc:
             os.close(fd)
             if not isinstance(exc, OSError):
