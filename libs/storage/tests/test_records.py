@@ -377,3 +377,29 @@ def test_encoded_layers_parse_back(layers: list[Layer]) -> None:
     back = records.decode_records(Layer, data)
     assert records.encode_records(back) == data
     assert [(layer.id, layer.names, layer.flags, layer.extra) for layer in back] == [(layer.id, layer.names, layer.flags, layer.extra) for layer in layers]
+
+
+def test_podman_accepts_nulls_and_unknown_keys_as_we_read_them(real_store: RealStore, podman: str) -> None:
+    """What our reader takes (null for lists, maps, strings, times; unknown keys), Go takes too."""
+    path = real_store.root / "vfs-images" / "images.json"
+    lock = get_lockfile(real_store.root / "vfs-images" / "images.lock")
+    with lock.writing():
+        original = path.read_bytes()
+        (raw,) = json.loads(original)
+        edited = {**raw, "mapped-layers": None, "flags": None, "x-pallet-future": {"k": [1, None]}}
+        path.write_bytes(json.dumps([edited]).encode())
+        lock.record_write()
+    try:
+        (image,) = records.load_records(Image, str(path))
+        assert image.extra == {"x-pallet-future": {"k": [1, None]}} and image.flags == {}
+        (listed,) = _podman_images(real_store)
+        assert listed["Id"] == image.id and listed["Names"] == [real_store.ref]
+        with lock.writing():
+            records.save_records(str(path), [image])  # we keep the unknown key
+            lock.record_write()
+        assert b'"x-pallet-future":{"k":[1,null]}' in path.read_bytes()
+        assert [entry["Id"] for entry in _podman_images(real_store)] == [image.id]
+    finally:
+        with lock.writing():
+            path.write_bytes(original)
+            lock.record_write()

@@ -25,6 +25,7 @@ Format doc sections 2.1, 4.1, 4.2 and 5. Contracts:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -32,8 +33,9 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pallet.storage.errors import (
@@ -466,7 +468,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             os.fchmod(handle.fileno(), mode)
         os.rename(temp, path)
     except BaseException:
-        with _suppress_missing():
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -474,14 +476,6 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-class _suppress_missing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, FileNotFoundError)
 
 
 # -- IDs, digests, times -----------------------------------------------------------------------
@@ -558,8 +552,6 @@ def format_time(moment: dt.datetime, nanoseconds: int | None = None) -> str:
 
 def now_time() -> str:
     """The current time in UTC, formatted as Go writes it."""
-    import time
-
     ns = time.time_ns()
     return format_time(dt.datetime.fromtimestamp(ns // 10**9, dt.timezone.utc), ns % 10**9)
 
@@ -649,8 +641,3 @@ def find_container(containers: Iterable[Container], wanted: str) -> Container:
 def images_by_digest(images: Iterable[Image], digest: str) -> list[Image]:
     """The images whose digests (``digest`` plus manifest big-data digests) include ``digest``."""
     return [image for image in images if digest in image.digests]
-
-
-def record_fields(kind: type[Record]) -> list[str]:
-    """The attribute names of a record kind (for callers that copy records)."""
-    return [f.name for f in fields(kind)]
