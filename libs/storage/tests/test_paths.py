@@ -224,3 +224,12 @@ def test_root_resolution_matches_podman(tmp_path: Path, podman: str) -> None:
         assert (ours.graph_root, ours.run_root, ours.driver) == (store["graphRoot"], store["runRoot"], store["graphDriverName"])
     finally:
         shutil.rmtree(short_run, ignore_errors=True)
+
+
+def test_the_current_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_CONTAINERS_ROOTLESS_UID", "4242")
+    monkeypatch.setenv("HOME", "/home/someone")
+    current = Host.current()
+    assert (current.uid, current.euid, current.home, current.rootless) == (4242, os.geteuid(), "/home/someone", True)
+    monkeypatch.delenv("_CONTAINERS_ROOTLESS_UID")
+    assert Host.current().uid == os.geteuid()

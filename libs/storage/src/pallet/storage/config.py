@@ -38,7 +38,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pallet.storage.errors import ConfigError, DriverConflict
@@ -113,7 +113,6 @@ class StoreOptions:
     rootless_storage_path: str = ""
     pull_options: tuple[tuple[str, str], ...] = ()
     config_file: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def driver_option(self, name: str) -> str | None:
         """The last value of option ``name`` (``mountopt``, ``mount_program``, ...) for this driver.
