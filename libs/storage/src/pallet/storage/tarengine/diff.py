@@ -1,0 +1,270 @@
+"""Layer diffs for commit: a tar of what changed, with AUFS whiteouts, in a deterministic order.
+
+Two sources:
+
+- :func:`diff_upper`: an overlay upper directory (it holds only the changes);
+  char devices 0/0 become ``.wh.NAME`` and a directory with the opaque xattr
+  (``trusted.overlay.opaque`` or ``user.overlay.opaque``) gets a
+  ``DIR/.wh..wh..opq`` entry right after it, as containers/storage exports them.
+- :func:`diff_trees`: a full tree against its parent tree (vfs): added or
+  changed entries, and ``.wh.NAME`` for removed ones (not descended into).
+
+Output contract: entries in byte-sorted path order, a directory before its
+children, every ancestor directory of a change included; PAX format, owner
+names empty, times in whole seconds, xattrs as ``SCHILY.xattr.*`` (overlay
+ones left out), regular files with more than one link as hard links to the
+first path seen. The same trees always give the same bytes. Both trees are
+walked through directory fds with ``O_NOFOLLOW``, so a symlink swapped in by a
+running container cannot make the diff read files outside the tree. Sparse
+files are written as regular files (holes as zeros); sockets are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pallet.storage.tarengine.safety import proc_path
+from pallet.storage.tarengine.whiteouts import OPAQUE, WHITEOUT_PREFIX
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OVERLAY_XATTRS = (b"trusted.overlay.", b"user.overlay.")
+_OPAQUE_KEYS = (b"trusted.overlay.opaque", b"user.overlay.opaque")
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    digest: str
+    size: int
+    entries: int
+
+
+class _Counting:
+    """The output file object, hashing and counting what tarfile writes."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def _xattrs(target: int | bytes) -> dict[bytes, bytes]:
+    try:
+        if isinstance(target, int):
+            keys = os.listxattr(target)
+            return {os.fsencode(k): os.getxattr(target, k) for k in sorted(keys)}
+        keys = os.listxattr(target, follow_symlinks=False)
+        return {os.fsencode(k): os.getxattr(target, k, follow_symlinks=False) for k in sorted(keys)}
+    except OSError:
+        return {}
+
+
+class _Differ:
+    """One walk; ``pending`` holds ancestor directories not yet written (written before the first change below)."""
+
+    def __init__(self, tar: tarfile.TarFile, upper: bool, compare_content: bool) -> None:
+        self.tar = tar
+        self.upper = upper
+        self.compare_content = compare_content
+        self.pending: list[tuple[bytes, int, os.stat_result]] = []
+        self.links: dict[tuple[int, int], str] = {}
+        self.count = 0
+
+    def _add(self, info: tarfile.TarInfo, fd: int | None = None) -> None:
+        if fd is None:
+            self.tar.addfile(info)
+        else:
+            with os.fdopen(os.dup(fd), "rb") as fileobj:
+                self.tar.addfile(info, fileobj)
+        self.count += 1
+
+    def _flush(self) -> None:
+        for rel, fd, st in self.pending:
+            self._add_dir(rel, fd, st)
+        self.pending.clear()
+
+    def _info(self, rel: bytes, st: os.stat_result, xattrs: dict[bytes, bytes]) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(os.fsdecode(rel))
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname = info.gname = ""
+        info.mtime = int(st.st_mtime)
+        info.pax_headers = {
+            "SCHILY.xattr." + os.fsdecode(k): v.decode("utf-8", "surrogateescape")
+            for k, v in xattrs.items() if not k.startswith(_OVERLAY_XATTRS)
+        }
+        return info
+
+    def _add_dir(self, rel: bytes, fd: int, st: os.stat_result) -> None:
+        xattrs = _xattrs(fd)
+        info = self._info(rel, st, xattrs)
+        info.type = tarfile.DIRTYPE
+        self._add(info)
+        if self.upper and any(xattrs.get(k) == b"y" for k in _OPAQUE_KEYS):
+            opaque = self._info(rel + b"/" + OPAQUE, st, {})
+            opaque.mode &= 0o777
+            self._add(opaque)
+
+    def whiteout(self, parent: bytes, name: bytes, st: os.stat_result) -> None:
+        """Write ``PARENT/.wh.NAME`` (owner and time from ``st``)."""
+        self._flush()
+        info = self._info(_join(parent, WHITEOUT_PREFIX + name), st, {})
+        info.mode = 0o600 if self.upper else 0
+        self._add(info)
+
+    def entry(self, dir_fd: int, rel: bytes, name: bytes, st: os.stat_result) -> None:
+        """Write the non-directory ``name`` of ``dir_fd`` (at ``rel``)."""
+        self._flush()
+        mode = st.st_mode
+        if stat.S_ISREG(mode):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                st = os.fstat(fd)
+                info = self._info(rel, st, _xattrs(fd))
+                first = self.links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+                if first is not None:
+                    info.type, info.linkname = tarfile.LNKTYPE, first
+                    self._add(info)
+                    return
+                if st.st_nlink > 1:
+                    self.links[(st.st_dev, st.st_ino)] = info.name
+                info.size = st.st_size
+                self._add(info, fd)
+            finally:
+                os.close(fd)
+            return
+        info = self._info(rel, st, _xattrs(proc_path(dir_fd, name)))
+        if stat.S_ISLNK(mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.fsdecode(os.readlink(name, dir_fd=dir_fd))
+        elif stat.S_ISFIFO(mode):
+            info.type = tarfile.FIFOTYPE
+        else:
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        self._add(info)
+
+    def walk(self, new_fd: int, old_fd: int | None, rel: bytes) -> None:
+        """Diff directory ``new_fd`` against ``old_fd`` (None: everything under it is new)."""
+        new = _listing(new_fd)
+        old = _listing(old_fd) if old_fd is not None else {}
+        for name in sorted(new.keys() | old.keys()):
+            path = _join(rel, name)
+            st = new.get(name)
+            if st is None:
+                self.whiteout(rel, name, os.fstat(new_fd))
+            elif stat.S_ISSOCK(st.st_mode):
+                continue
+            elif self.upper and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                self.whiteout(rel, name, st)
+            elif stat.S_ISDIR(st.st_mode):
+                self._walk_dir(new_fd, old_fd, name, path, st, old.get(name))
+            elif self._changed(new_fd, old_fd, name, st, old.get(name)):
+                self.entry(new_fd, path, name, st)
+
+    def _walk_dir(self, new_fd: int, old_fd: int | None, name: bytes, path: bytes, st: os.stat_result,
+                  ost: os.stat_result | None) -> None:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=new_fd)
+        child_old = None
+        try:
+            if ost is not None and stat.S_ISDIR(ost.st_mode) and old_fd is not None:
+                child_old = os.open(name, _DIR_FLAGS, dir_fd=old_fd)
+            self.pending.append((path, fd, st))
+            if child_old is None or self._meta_changed(st, ost, fd, child_old):
+                self._flush()
+            self.walk(fd, child_old, path)
+            if self.pending and self.pending[-1][0] == path:
+                self.pending.pop()
+        finally:
+            os.close(fd)
+            if child_old is not None:
+                os.close(child_old)
+
+    def _meta_changed(self, st: os.stat_result, ost: os.stat_result | None, fd: int | bytes,
+                      ofd: int | bytes) -> bool:
+        if ost is None:
+            return True
+        keys = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_rdev)
+        okeys = (stat.S_IFMT(ost.st_mode), stat.S_IMODE(ost.st_mode), ost.st_uid, ost.st_gid, ost.st_rdev)
+        if keys != okeys:
+            return True
+        if not stat.S_ISDIR(st.st_mode) and (st.st_size, st.st_mtime_ns) != (ost.st_size, ost.st_mtime_ns):
+            return True
+        return _xattrs(fd) != _xattrs(ofd)
+
+    def _changed(self, new_fd: int, old_fd: int | None, name: bytes, st: os.stat_result,
+                 ost: os.stat_result | None) -> bool:
+        if self.upper or old_fd is None or ost is None:
+            return True
+        if self._meta_changed(st, ost, proc_path(new_fd, name), proc_path(old_fd, name)):
+            return True
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink(name, dir_fd=new_fd) != os.readlink(name, dir_fd=old_fd)
+        return self.compare_content and stat.S_ISREG(st.st_mode) and not _same_content(new_fd, old_fd, name)
+
+
+def _join(rel: bytes, name: bytes) -> bytes:
+    return rel + b"/" + name if rel else name
+
+
+def _listing(dir_fd: int) -> dict[bytes, os.stat_result]:
+    return {os.fsencode(n): os.lstat(n, dir_fd=dir_fd) for n in os.listdir(dir_fd)}
+
+
+def _same_content(new_fd: int, old_fd: int, name: bytes) -> bool:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    a, b = os.open(name, flags, dir_fd=new_fd), os.open(name, flags, dir_fd=old_fd)
+    try:
+        while True:
+            x, y = os.read(a, 1 << 20), os.read(b, 1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+    finally:
+        os.close(a)
+        os.close(b)
+
+
+def _run(new_dir: str | os.PathLike[str], old_dir: str | os.PathLike[str] | None, out: BinaryIO, *,
+         upper: bool, compare_content: bool) -> DiffResult:
+    counting = _Counting(out)
+    new_fd = os.open(new_dir, _DIR_FLAGS)
+    old_fd = os.open(old_dir, _DIR_FLAGS) if old_dir is not None else None
+    try:
+        with tarfile.open(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                          encoding="utf-8", errors="surrogateescape") as tar:
+            differ = _Differ(tar, upper, compare_content)
+            differ.walk(new_fd, old_fd, b"")
+    finally:
+        os.close(new_fd)
+        if old_fd is not None:
+            os.close(old_fd)
+    return DiffResult("sha256:" + counting.sha.hexdigest(), counting.size, differ.count)
+
+
+def diff_upper(upper_dir: str | os.PathLike[str], out: BinaryIO) -> DiffResult:
+    """Write the layer tar of an overlay upper directory to ``out`` (whiteouts converted to AUFS form)."""
+    return _run(upper_dir, None, out, upper=True, compare_content=False)
+
+
+def diff_trees(new_dir: str | os.PathLike[str], old_dir: str | os.PathLike[str], out: BinaryIO, *,
+               compare_content: bool = False) -> DiffResult:
+    """Write the layer tar that turns tree ``old_dir`` into ``new_dir`` to ``out``.
+
+    Without ``compare_content`` a regular file counts as changed when its type,
+    mode, owner, size, mtime (ns) or xattrs differ (as Docker's ChangesDirs);
+    with it, equal-looking files are also compared byte by byte.
+    """
+    return _run(new_dir, old_dir, out, upper=False, compare_content=compare_content)
