@@ -27,12 +27,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -459,7 +457,7 @@ def save_records(path: str, records: Sequence[Record]) -> None:
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` as fswriters.go does: ``.tmp-<name>*`` beside it, fdatasync, chmod, rename."""
     directory, name = os.path.split(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".tmp-{name}", dir=directory)
+    fd, temp = _create_temp(directory, name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -476,6 +474,16 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _create_temp(directory: str, name: str) -> tuple[int, str]:
+    """A new file ``.tmp-<name><random digits>`` in ``directory`` (as os.CreateTemp names it), mode 0600."""
+    while True:
+        temp = os.path.join(directory, f".tmp-{name}{secrets.randbelow(10**10)}")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temp
+        except FileExistsError:
+            continue
 
 
 # -- IDs, digests, times -----------------------------------------------------------------------
@@ -496,6 +504,8 @@ def random_id() -> str:
 
 def layer_chain_id(parent_id: str, diff_id: str) -> str:
     """The ID c/image gives a pulled layer: ``hex(diffID)`` for a base, else ``sha256(parent + "+" + hex(diffID))``."""
+    import hashlib  # here, not at the top: start-up cost for every tool that only reads records
+
     diff_hex = diff_id.split(":", 1)[1] if ":" in diff_id else diff_id
     if not parent_id:
         return diff_hex
