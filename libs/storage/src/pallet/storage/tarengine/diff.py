@@ -243,7 +243,7 @@ def _run(new_dir: str | os.PathLike[str], old_dir: str | os.PathLike[str] | None
     new_fd = os.open(new_dir, _DIR_FLAGS)
     old_fd = os.open(old_dir, _DIR_FLAGS) if old_dir is not None else None
     try:
-        with tarfile.open(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+        with tarfile.open(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                           encoding="utf-8", errors="surrogateescape") as tar:
             differ = _Differ(tar, upper, compare_content)
             differ.walk(new_fd, old_fd, b"")
