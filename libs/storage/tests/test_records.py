@@ -265,6 +265,8 @@ def test_times_are_printed_as_go_prints_them() -> None:
     assert records.normalize_time("2023-06-01T12:00:00.500+02:00") == "2023-06-01T12:00:00.5+02:00"
     assert records.normalize_time("2023-06-01T10:00:00.000000000+00:00") == "2023-06-01T10:00:00Z"
     assert records.valid_time(records.now_time())
+    assert records.valid_time("2023-06-01T10:00:00,5Z") and records.normalize_time("2023-06-01T10:00:00,5Z") == "2023-06-01T10:00:00.5Z"
+    assert not records.valid_time("2023-06-01t10:00:00Z") and not records.valid_time("2023-06-01T10:00:00z")
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ from pallet.storage.errors import (
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _INT64 = (-(2**63), 2**63 - 1)
-_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)([.,]\d+)?(Z|[+-]\d\d:\d\d)\Z")  # Go 1.19 takes "," too
 _HEX_ID = re.compile(r"[0-9a-f]{64}\Z")
 _DIGEST_SIZES = {"sha256": 64, "sha384": 96, "sha512": 128}
 
