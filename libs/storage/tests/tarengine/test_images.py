@@ -97,7 +97,6 @@ def test_reassemble_falls_back_to_lower_dirs(test_images, tmp_path: Path) -> Non
     assert _roundtrip(split, [tmp_path / "upper", tmp_path / "lower"]) == layer.diff_id
 
 
-@pytest.mark.rootless
 def test_unprivileged_fsops_refuse_or_skip_devices(tmp_path: Path) -> None:
     """The rootless policy, exercised through UnprivilegedFsOps (as root too: the strategy decides)."""
     import tarfile

@@ -65,11 +65,17 @@ def make_whiteout(fmt: WhiteoutFormat, fsops: FsOps, dir_fd: int, target: bytes,
 
 def make_opaque(fmt: WhiteoutFormat, fsops: FsOps, dir_fd: int, rel: tuple[bytes, ...],
                 unpacked: set[tuple[bytes, ...]]) -> None:
-    """Mark directory ``dir_fd`` (at ``rel``) opaque in the driver's form."""
+    """Mark directory ``dir_fd`` (at ``rel``) opaque in the driver's form.
+
+    The xattr is set directly, not through ``fsops``: failing to set it must
+    fail the layer (deleted files would come back), never be a warning. So an
+    unprivileged caller that asks for ``OVERLAY`` (``trusted.*``) gets an error:
+    rootless stores use ``OVERLAY_USERXATTR``.
+    """
     if fmt is WhiteoutFormat.VFS:
         _remove_not_unpacked(dir_fd, rel, unpacked)
     else:
-        fsops.set_xattr(dir_fd, fmt.opaque_xattr, b"y")
+        os.setxattr(dir_fd, fmt.opaque_xattr, b"y")
 
 
 def _remove_not_unpacked(dir_fd: int, rel: tuple[bytes, ...], unpacked: set[tuple[bytes, ...]]) -> None:
