@@ -129,6 +129,10 @@ def has_content(rel: str, data: bytes) -> Callable[[Path], None]:
     return check
 
 
+def _comment(size: int) -> bytes:
+    return pax_record(b"comment", b"c" * size)
+
+
 # -- the corpus
 
 def hostile() -> list[Case]:
@@ -167,6 +171,7 @@ def hostile() -> list[Case]:
         Case("nul-in-pax-path", raw_tar(raw_header(b"PaxHeaders/x", b"x", size=len(pax_record(b"path", b"a\x00b"))),
                                         padded(pax_record(b"path", b"a\x00b")), raw_header(b"x")), "refused"),
         Case("name-over-path-max", build([f("a/" * 2100 + "x")]), "refused"),
+        Case("deeper-than-cap", build([f("a/" * 300 + "x", b"deep")]), "refused"),
         Case("component-over-name-max", build([f("x" * 300)]), "refused"),
         Case("gnu-sparse-old", raw_tar(raw_header(b"sparse", b"S", size=512), padded(b"x")), "refused"),
         Case("gnu-sparse-pax", raw_tar(raw_header(b"PaxHeaders/sp", b"x", size=len(pax_record(b"GNU.sparse.size", b"100"))),
@@ -175,6 +180,9 @@ def hostile() -> list[Case]:
         Case("zero-block-then-header", raw_tar(bytes(512), raw_header(b"x"), end=False), "refused"),
         Case("extension-header-too-big", raw_tar(raw_header(b"L", b"L", size=2 << 20), b"a" * (2 << 20)), "refused"),
         Case("root-as-file", raw_tar(raw_header(b"./", b"0", size=1), padded(b"x")), "refused"),
+        Case("pax-header-flood", raw_tar(*[raw_header(b"PaxHeaders/x", b"x", size=len(_comment(600_000)))
+                                           + padded(_comment(600_000)) for _ in range(3)], raw_header(b"x")),
+             "refused"),
         Case("duplicate-after-clean", build([f("a/b", b"1"), f("a//./b", b"2")]), "refused"),
     ]
 
@@ -239,6 +247,10 @@ def tricky() -> list[Case]:
         Case("char-device", build([(info("null", tarfile.CHRTYPE, devmajor=1, devminor=3), b"")]), "ok", root_only=True),
         Case("symlink-replaced-by-dir-content", build([sym("l", "target"), d("target/"), f("l/x", b"x")]), "ok",
              check=has_content("target/x", b"x")),
+        Case("read-only-dir-with-children", build([d("ro/", mode=0o555), d("ro/sub/", mode=0o500), f("ro/sub/x", b"x"),
+                                                   d("locked/", mode=0o000), f("locked/y", b"y", mode=0o400)]), "ok",
+             check=has_content("ro/sub/x", b"x")),
+        Case("very-deep-tree", build([f("a/" * 250 + "x", b"deep")]), "ok"),
         Case("many-small-files", build([f(f"dir{i % 7}/f{i}", str(i).encode()) for i in range(300)]), "ok"),
     ]
 

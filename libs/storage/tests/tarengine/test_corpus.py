@@ -72,7 +72,7 @@ def test_corpus_case(case: Case, layer: Path, tmp_path: Path) -> None:
             case.check(layer)
         if case.expect == "ok":
             rebuilt = io.BytesIO()
-            digest, size = reassemble(io.BytesIO(split.getvalue()), [layer], rebuilt)
+            digest, size = reassemble(io.BytesIO(split.getvalue()), [layer], rebuilt, case.limits)
             assert rebuilt.getvalue() == case.data
             assert (digest, size) == (result.diff_id, result.size)
     assert snapshot(tmp_path, layer) == before

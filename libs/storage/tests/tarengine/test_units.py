@@ -120,3 +120,17 @@ def test_import_does_not_load_zstandard() -> None:
     probe = "import sys, pallet.storage.tarengine; print('zstandard' in sys.modules, 'pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_corrupt_compressed_streams_are_format_errors(tmp_path: Path) -> None:
+    import zstandard
+
+    from pallet.storage.tarengine.errors import TarFormatError
+
+    data = build([f("a", os.urandom(50_000))])
+    for blob in (gzip.compress(data)[:-100], zstandard.ZstdCompressor().compress(data)[:-50],
+                 gzip.compress(data)[:20] + b"\xff" * 200):
+        target = tmp_path / str(len(blob))
+        target.mkdir()
+        with pytest.raises(TarFormatError):
+            apply_layer(io.BytesIO(blob), target)

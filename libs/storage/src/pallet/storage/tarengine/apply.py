@@ -74,8 +74,8 @@ def apply_layer(source: BinaryIO, layer_dir: str | os.PathLike[str], *, tar_spli
     """Extract the layer in ``source`` into ``layer_dir``; write tar-split to ``tar_split`` if given."""
     options = options or ApplyOptions()
     fsops = options.fsops or default_fsops()
-    uncompressed, compression = open_uncompressed(source)
-    reader = HashingReader(uncompressed, options.limits.max_total_size)
+    uncompressed, compression, corrupt = open_uncompressed(source)
+    reader = HashingReader(uncompressed, options.limits.max_total_size, corrupt)
     writer = TarSplitWriter(tar_split) if tar_split is not None else None
     with LayerRoot(layer_dir) as root:
         applier = _Applier(root, options, fsops, writer)
@@ -103,7 +103,7 @@ class _Applier:
         self.scanner: TarScanner | None = None
         self.seen: set[tuple[bytes, ...]] = set()
         self.unpacked: set[tuple[bytes, ...]] = set()
-        self.dir_times: list[tuple[tuple[bytes, ...], int, int]] = []
+        self.dir_times: list[tuple[tuple[bytes, ...], int, int, int]] = []
         self.uids: set[int] = set()
         self.gids: set[int] = set()
         self._cached: tuple[tuple[bytes, ...], int] | None = None
@@ -236,13 +236,15 @@ class _Applier:
         if st is None:
             os.mkdir(base, 0o700, dir_fd=dir_fd)
         fd = os.open(base, _DIR_FLAGS, dir_fd=dir_fd)
+        mode = member.mode & 0o7777
         try:
             self.fsops.chown_fd(fd, member.uid, member.gid)
-            os.fchmod(fd, member.mode & 0o7777)
+            # Without privilege a read-only directory would refuse its own children: owner rwx until the end.
+            os.fchmod(fd, mode if self.fsops.privileged else mode | 0o700)
             self._xattrs(member, fd)
         finally:
             os.close(fd)
-        self.dir_times.append((parts, member.atime_ns, member.mtime_ns))
+        self.dir_times.append((parts, member.atime_ns, member.mtime_ns, mode))
 
     def _symlink(self, member: tf.Member, dir_fd: int, base: bytes) -> None:
         if len(member.linkname) > self.limits.max_name_length or b"\x00" in member.linkname:
@@ -294,9 +296,9 @@ class _Applier:
         os.utime(base, ns=(member.atime_ns, member.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
 
     def _set_dir_times(self) -> None:
-        """Set directory times last (children change them); entries gone since are skipped."""
+        """Set directory times (and unprivileged, final modes) last, deepest first; entries gone are skipped."""
         self.close()
-        for parts, atime, mtime in self.dir_times:
+        for parts, atime, mtime, mode in sorted(self.dir_times, key=lambda item: -len(item[0])):
             try:
                 fd = self.root.open_dir(parts[:-1])
             except (OSError, TarEngineError):
@@ -304,6 +306,10 @@ class _Applier:
             try:
                 st = lstat_at(fd, parts[-1])
                 if st is not None and stat.S_ISDIR(st.st_mode):
+                    if not self.fsops.privileged:
+                        os.chmod(parts[-1], mode, dir_fd=fd)  # a directory (checked just above): no symlink to follow
                     os.utime(parts[-1], ns=(atime, mtime), dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                raise ApplyError(b"/".join(parts), f"set directory mode and times: {exc.strerror}") from exc
             finally:
                 os.close(fd)

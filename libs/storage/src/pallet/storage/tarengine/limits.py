@@ -14,7 +14,7 @@ class Limits:
     - ``max_total_size``: uncompressed bytes of the whole stream (trailing bytes included)
     - ``max_name_length``: bytes of a member name or link target (PATH_MAX is 4096)
     - ``max_extension_size``: bytes of one PAX or GNU long-name record block (Go caps it at 1 MiB)
-    - ``max_depth``: path components of a name
+    - ``max_depth``: path components of a name (bounds the recursion of tree removal, too)
     - ``max_xattr_size``: bytes of all xattr values of one member (Linux caps one at 64 KiB)
     """
 
@@ -23,5 +23,5 @@ class Limits:
     max_total_size: int = 256 << 30
     max_name_length: int = 4096
     max_extension_size: int = 1 << 20
-    max_depth: int = 1024
+    max_depth: int = 256
     max_xattr_size: int = 1 << 20

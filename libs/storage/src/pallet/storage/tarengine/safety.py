@@ -85,9 +85,11 @@ class LayerRoot:
 
         Raises FileNotFoundError / NotADirectoryError when the path does not
         lead to a directory, and :class:`UnsafeEntryError` on a symlink loop.
-        The caller closes the fd.
+        The caller closes the fd. One fd is held at a time whatever the depth
+        (a ``..`` from a symlink target re-walks the real names from the root).
         """
-        stack = [os.dup(self.fd)]
+        names: list[bytes] = []  # the real directories walked so far (no symlinks among them)
+        current = os.dup(self.fd)
         pending = list(reversed(parts))
         links = 0
         try:
@@ -96,24 +98,45 @@ class LayerRoot:
                 if part in (b"", b"."):
                     continue
                 if part == b"..":
-                    if len(stack) > 1:
-                        os.close(stack.pop())
+                    if names:
+                        names.pop()
+                        os.close(current)
+                        current = -1
+                        current = self._reopen(names)
                     continue
-                fd, target = self._step(stack[-1], part, create)
+                fd, target = self._step(current, part, create)
                 if target is None:
-                    stack.append(fd)
+                    os.close(current)
+                    current = fd
+                    names.append(part)
                     continue
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise UnsafeEntryError(b"/".join(parts), "too many levels of symbolic links")
                 if target.startswith(b"/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
+                    names.clear()
+                    os.close(current)
+                    current = -1
+                    current = os.dup(self.fd)
                 pending.extend(reversed(target.split(b"/")))
-            return stack.pop()
+            result, current = current, -1
+            return result
         finally:
-            for fd in stack:
-                os.close(fd)
+            if current >= 0:
+                os.close(current)
+
+    def _reopen(self, names: list[bytes]) -> int:
+        """Re-open the real directory ``names`` from the root (after a ``..``); never follows a symlink."""
+        current = os.dup(self.fd)
+        try:
+            for name in names:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=current)
+                os.close(current)
+                current = fd
+        except BaseException:
+            os.close(current)
+            raise
+        return current
 
     @staticmethod
     def _step(dir_fd: int, part: bytes, create: bool) -> tuple[int, bytes | None]:

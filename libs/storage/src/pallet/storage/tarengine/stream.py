@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
@@ -27,29 +28,35 @@ class Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
 
 
-def open_uncompressed(source: BinaryIO) -> tuple[Readable, str]:
-    """Wrap ``source`` so that reads give the uncompressed tar; also return ``"gzip"``, ``"zstd"`` or ``"none"``.
+def open_uncompressed(source: BinaryIO) -> tuple[Readable, str, tuple[type[BaseException], ...]]:
+    """Wrap ``source`` so that reads give the uncompressed tar.
 
-    zstandard is imported only here, and only for a zstd stream.
+    Also returns ``"gzip"``, ``"zstd"`` or ``"none"``, and the exception types
+    that mean a corrupt or truncated compressed stream. zstandard is imported
+    only here, and only for a zstd stream.
     """
     buffered: io.BufferedReader = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
     magic = buffered.peek(4)[:4]
     if magic.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=buffered, mode="rb"), "gzip"
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), "gzip", (gzip.BadGzipFile, EOFError, zlib.error)
     if magic == ZSTD_MAGIC:
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True, closefd=False)
-        return reader, "zstd"
-    return buffered, "none"
+        from pallet.storage.tarengine.zstdframes import ZstdFrameTap
+
+        tap = ZstdFrameTap(buffered)
+        reader = zstandard.ZstdDecompressor().stream_reader(tap, read_across_frames=True, closefd=False)
+        return reader, "zstd", (zstandard.ZstdError,)
+    return buffered, "none", ()
 
 
 class HashingReader:
     """Reads from the uncompressed stream, hashing (sha256) and counting every byte, under a size cap."""
 
-    def __init__(self, source: Readable, cap: int) -> None:
+    def __init__(self, source: Readable, cap: int, corrupt: tuple[type[BaseException], ...] = ()) -> None:
         self._source = source
         self._cap = cap
+        self._corrupt = corrupt
         self.sha256 = hashlib.sha256()
         self.size = 0
 
@@ -58,7 +65,10 @@ class HashingReader:
         parts = []
         want = size
         while want > 0:
-            data = self._source.read(want)
+            try:
+                data = self._source.read(want)
+            except self._corrupt as exc:
+                raise TarFormatError(f"corrupt compressed stream: {exc}") from exc
             if not data:
                 break
             parts.append(data)
@@ -97,6 +107,7 @@ class TarScanner:
         self._remaining = 0
         self._padding = 0
         self._count = 0
+        self._ext_total = 0
 
     def read_content(self, size: int) -> bytes:
         """Up to ``size`` bytes of the current member's content (never past its end)."""
@@ -135,6 +146,7 @@ class TarScanner:
         longname: bytes | None = None
         longlink: bytes | None = None
         pax: dict[bytes, bytes] = {}
+        self._ext_total = 0
         while True:
             block = self._block()
             if block is None:
@@ -159,8 +171,10 @@ class TarScanner:
             return self._finish(member, longname, longlink, pax)
 
     def _extension_data(self, size: int) -> bytes:
-        if size > self._limits.max_extension_size:
-            raise LimitExceededError("tar extension header size", size, self._limits.max_extension_size)
+        self._ext_total += size
+        if self._ext_total > self._limits.max_extension_size:
+            raise LimitExceededError("tar extension header bytes of one member", self._ext_total,
+                                     self._limits.max_extension_size)
         data = self._r.read_exact(size)
         self._pending += data
         self._pending += self._r.read_exact(-size % tf.BLOCK)

@@ -157,7 +157,7 @@ class Reassembler:
         for root in self._roots:
             try:
                 dir_fd = root.open_dir(parts[:-1])
-            except (FileNotFoundError, NotADirectoryError, TarEngineError):
+            except (OSError, TarEngineError):
                 continue
             try:
                 fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
@@ -168,7 +168,7 @@ class Reassembler:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 return fd
             os.close(fd)
-        raise TarSplitError(f"{shown(name)} is not a regular file in the layer")
+        raise TarSplitError(f"{shown(name)} is not a readable regular file in the layer")
 
 
 def reassemble(tar_split: IO[bytes], roots: Sequence[str | os.PathLike[str]], out: BinaryIO,
