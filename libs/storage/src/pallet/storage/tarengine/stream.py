@@ -45,7 +45,7 @@ def open_uncompressed(source: BinaryIO) -> tuple[Readable, str, tuple[type[BaseE
         from pallet.storage.tarengine.zstdframes import ZstdFrameTap
 
         tap = ZstdFrameTap(buffered)
-        reader = zstandard.ZstdDecompressor().stream_reader(tap, read_across_frames=True, closefd=False)
+        reader = zstandard.ZstdDecompressor().stream_reader(tap, read_across_frames=True, closefd=False)  # type: ignore[arg-type]
         return reader, "zstd", (zstandard.ZstdError,)
     return buffered, "none", ()
 
