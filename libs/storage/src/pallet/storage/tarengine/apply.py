@@ -137,6 +137,8 @@ class _Applier:
         self.seen.add(parts)
         self.uids.add(member.uid)
         self.gids.add(member.gid)
+        if member.typeflag == tf.PAX_GLOBAL:
+            return Crc64()  # recorded in tar-split, never applied (as containers/storage)
         try:
             return self._dispatch(member, parts)
         except OSError as exc:
@@ -147,12 +149,14 @@ class _Applier:
             if member.typeflag != tf.DIRECTORY:
                 raise UnsafeEntryError(member.name, "a non-directory names the layer root")
             return Crc64()
-        dir_fd = self._parent(parts[:-1])
         base = parts[-1]
         fmt = self.options.whiteouts
         if is_whiteout(base) and fmt is not WhiteoutFormat.AUFS:
-            self._whiteout(member, parts, dir_fd)
+            dir_fd = self._parent(parts[:-1], create=fmt is not WhiteoutFormat.VFS)
+            if dir_fd >= 0:  # vfs: no parent, nothing to delete
+                self._whiteout(member, parts, dir_fd)
             return self._drain()
+        dir_fd = self._parent(parts[:-1])
         if fmt is WhiteoutFormat.VFS:
             self.unpacked.add(parts)
         if member.typeflag in (tf.REGULAR, tf.CONTIGUOUS):
@@ -167,8 +171,8 @@ class _Applier:
             self._special(member, dir_fd, base)
         return Crc64()
 
-    def _parent(self, parent: tuple[bytes, ...]) -> int:
-        """The fd of directory ``parent``, made if missing; cached while consecutive entries share it.
+    def _parent(self, parent: tuple[bytes, ...], create: bool = True) -> int:
+        """The fd of directory ``parent``, made if missing (else -1); cached while consecutive entries share it.
 
         The cache is sound because an entry only changes its own name inside
         its parent, which cannot change how the parent itself resolves.
@@ -176,7 +180,12 @@ class _Applier:
         if self._cached is not None and self._cached[0] == parent:
             return self._cached[1]
         self.close()
-        fd = self.root.open_dir(parent, create=True)
+        try:
+            fd = self.root.open_dir(parent, create=create)
+        except (FileNotFoundError, NotADirectoryError):
+            if create:
+                raise
+            return -1
         self._cached = (parent, fd)
         return fd
 

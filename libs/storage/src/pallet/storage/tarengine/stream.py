@@ -159,6 +159,10 @@ class TarScanner:
                     raise TarFormatError("a zero block followed by a non-zero block")
                 return None
             member = tf.parse_header(block)
+            if member.typeflag == tf.PAX_GLOBAL:
+                if longname is not None or longlink is not None or pax:
+                    raise TarFormatError("a global PAX header between a member and its extension headers")
+                return self._global(member)
             if member.typeflag in tf.EXTENSION_TYPES:
                 data = self._extension_data(member.size)
                 if member.typeflag == tf.PAX_LOCAL:
@@ -167,8 +171,24 @@ class TarScanner:
                     longname = tf.cstring(data)
                 elif member.typeflag == tf.GNU_LONGLINK:
                     longlink = tf.cstring(data)
-                continue  # global PAX records are ignored, as containers/storage ignores them
+                continue
             return self._finish(member, longname, longlink, pax)
+
+    def _global(self, member: tf.Member) -> tf.Member:
+        """A global PAX header is a member of its own, as Go's reader returns it (and tar-split records it).
+
+        Its records are not applied to later members: containers/storage ignores them.
+        Its padding goes to the next preamble, as in Go's tar-split.
+        """
+        size = member.size
+        if size > self._limits.max_extension_size:
+            raise LimitExceededError("global PAX header size", size, self._limits.max_extension_size)
+        data = self._r.read_exact(size)
+        tf.parse_pax(data)  # refused when malformed, as Go refuses it
+        self._pending += data
+        self._padding = -size % tf.BLOCK
+        member.size = 0
+        return member
 
     def _extension_data(self, size: int) -> bytes:
         self._ext_total += size
