@@ -219,7 +219,8 @@ def test_root_resolution_matches_podman(tmp_path: Path, podman: str) -> None:
         conf = tmp_path / "storage.conf"
         conf.write_text(f'[storage]\ndriver = "overlay2"\ngraphroot = "{tmp_path}/g"\nrunroot = "{short_run}"\n')
         env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf), "STORAGE_DRIVER": "vfs"}
-        store = podman_store(lambda argv: subprocess.run(argv, env=env, capture_output=True, timeout=120))
+        tmpdir = ["--tmpdir", f"{short_run}/libpod"]  # not the shared /run/libpod of other workers' podmans
+        store = podman_store(lambda argv: subprocess.run([argv[0], *tmpdir, *argv[1:]], env=env, capture_output=True, timeout=120))
         ours = resolve_store_options(Host(env=env, uid=0, euid=0, home="/root"))
         assert (ours.graph_root, ours.run_root, ours.driver) == (store["graphRoot"], store["runRoot"], store["graphDriverName"])
     finally:

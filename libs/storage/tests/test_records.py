@@ -42,7 +42,8 @@ class RealStore:
         return f"containers-storage:[vfs@{self.root}+{self.run}]{self.ref}"
 
     def podman(self, *args: str) -> str:
-        argv = ["podman", "--root", str(self.root), "--runroot", str(self.run), "--storage-driver", "vfs", *args]
+        # its own --tmpdir: podmans of other test workers on other stores must not share /run/libpod state
+        argv = ["podman", "--root", str(self.root), "--runroot", str(self.run), "--tmpdir", str(self.run / "libpod"), "--storage-driver", "vfs", *args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout
