@@ -195,6 +195,8 @@ def test_unknown_fields_are_kept_and_null_is_empty() -> None:
         b'[{"id":"x","created":"2023-13-01T10:00:00Z"}]',
         b'[{"id":"x","flags":[]}]',
         b"[{",
+        b'[{"id":"x","x-new":NaN}]',
+        b'[{"id":"x","x-new":1e400}]',
         b"\xff",
     ],
 )

@@ -306,7 +306,7 @@ def _decode_one(kind: type[R], raw: Any, where: str) -> R:
     if not isinstance(raw, dict):
         raise _fail(where, "want an object for each record")
     spec = _SPECS[kind]
-    exact = {key: entry for entry in spec for key in (entry[0],)}
+    exact = {entry[0]: entry for entry in spec}
     folded = {entry[0].lower(): entry for entry in spec}
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -321,12 +321,23 @@ def _decode_one(kind: type[R], raw: Any, where: str) -> R:
     return kind(**values, extra=extra)
 
 
+def _no_constant(token: str) -> float:
+    raise ValueError(f"{token} is not JSON")  # Python takes NaN/Infinity; Go does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range: {text[:40]}")  # Go: overflow error
+    return value
+
+
 def decode_records(kind: type[R], data: bytes, where: str = "records") -> list[R]:
     """The records of one file's bytes (empty bytes or ``null``: none). Raises CorruptRecords."""
     if not data.strip():
         return []
     try:
-        parsed = json.loads(data.decode("utf-8"))
+        parsed = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(where, f"not JSON: {exc}") from exc
     if parsed is None:
