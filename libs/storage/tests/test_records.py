@@ -408,3 +408,15 @@ def test_podman_accepts_nulls_and_unknown_keys_as_we_read_them(real_store: RealS
         with lock.writing():
             path.write_bytes(original)
             lock.record_write()
+
+
+def test_every_key_we_write_is_a_struct_tag_in_the_real_podman(podman: str) -> None:
+    """The Go binary keeps its struct tags: each of our keys must be one, omitempty where we omit."""
+    import re
+
+    tags = set(re.findall(rb'json:"([a-z_-]+(?:,omitempty)?)"', Path(podman).read_bytes()))
+    for spec in (records.LAYER_SPEC, records.IMAGE_SPEC, records.CONTAINER_SPEC, records.MOUNTPOINT_SPEC):
+        for key, _, _, always in spec:
+            wanted = key.encode() if always and key != "created" else key.encode() + b",omitempty"  # time.Time: never omitted
+            assert wanted in tags, wanted
+    assert {b"container_id", b"host_id", b"size"} <= tags
