@@ -183,6 +183,7 @@ def hostile() -> list[Case]:
         Case("pax-header-flood", raw_tar(*[raw_header(b"PaxHeaders/x", b"x", size=len(_comment(600_000)))
                                            + padded(_comment(600_000)) for _ in range(3)], raw_header(b"x")),
              "refused"),
+        Case("overlay-xattr-smuggling", build([_smuggled_member()]), "contained", check=_check_no_overlay_xattrs),
         Case("duplicate-after-clean", build([f("a/b", b"1"), f("a//./b", b"2")]), "refused"),
     ]
 
@@ -192,6 +193,17 @@ def _xattr_member() -> tuple[tarfile.TarInfo, bytes]:
     ti.pax_headers = {"SCHILY.xattr.user.pallet": "yes",
                       "SCHILY.xattr.security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00" + "\x00" * 12}
     return ti, data
+
+
+def _smuggled_member() -> tuple[tarfile.TarInfo, bytes]:
+    ti, data = f("redirected", b"x")
+    ti.pax_headers = {"SCHILY.xattr.trusted.overlay.redirect": "/etc", "SCHILY.xattr.user.overlay.opaque": "y"}
+    return ti, data
+
+
+def _check_no_overlay_xattrs(layer: Path) -> None:
+    import os
+    assert not [k for k in os.listxattr(layer / "redirected") if ".overlay." in k]
 
 
 def _check_xattrs(layer: Path) -> None:

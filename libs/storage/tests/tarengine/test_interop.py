@@ -79,6 +79,11 @@ def test_same_tar_split_and_tree_as_containers_storage(case: Case, skopeo: str, 
                 options=ApplyOptions(whiteouts=WhiteoutFormat.VFS, limits=case.limits))
     ours = [json.loads(line) for line in gzip.decompress(split.getvalue()).splitlines()]
     assert _without_trailer(ours) == _without_trailer(go_entries)
+    if case.name == "overlay-xattr-smuggling":
+        # A deliberate difference: containers/storage sets overlay xattrs from the tar; we drop them.
+        assert "trusted.overlay.redirect" in os.listxattr(go_dir / "redirected")
+        assert not [k for k in os.listxattr(ours_dir / "redirected") if ".overlay." in k]
+        return
     assert _tree(ours_dir) == _tree(go_dir)
 
 
@@ -90,8 +95,13 @@ def test_multi_layer_image_like_containers_storage(driver: str, skopeo: str, tes
     image = test_images.multi_layer
     images.write_oci_layout(tmp_path / "oci", {"t": image})
     store = f"containers-storage:[{driver}@{tmp_path}/root+{tmp_path}/run]localhost/t:1"
-    done = subprocess.run([skopeo, "copy", "--quiet", f"oci:{tmp_path}/oci:t", store], capture_output=True, text=True,
-                          timeout=120)
+    try:
+        done = subprocess.run([skopeo, "copy", "--quiet", f"oci:{tmp_path}/oci:t", store], capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        home = str(tmp_path / "root" / "overlay")  # the overlay driver bind-mounts its home on itself
+        if any(line.split()[1] == home for line in Path("/proc/self/mounts").read_text().splitlines()):
+            subprocess.run(["umount", home], check=False)
     if done.returncode != 0 and driver == "overlay" and "overlay" in done.stderr:
         pytest.skip(f"kernel overlay unavailable here: {done.stderr.strip()[-200:]}")
     assert done.returncode == 0, done.stderr

@@ -14,6 +14,9 @@ setgid and sticky included; after chown, which clears them), xattrs (after
 chown, which clears ``security.capability``), then times; directory times
 are set at the very end. The root entry (``.``/``./``) is skipped, as
 containers/storage skips it. Two entries naming one path are refused.
+Overlay-reserved xattrs (``trusted.overlay.*``, ``user.overlay.*``) in a tar
+header are dropped with a warning: a layer must not set redirect, metacopy or
+opaque itself (the opaque form comes only from ``.wh..wh..opq``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pallet.storage.tarengine.whiteouts import (
 
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OVERLAY_XATTRS = (b"trusted.overlay.", b"user.overlay.")
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,10 @@ class _Applier:
         if total > self.limits.max_xattr_size:
             raise LimitExceededError("xattr bytes of one entry", total, self.limits.max_xattr_size)
         for key, value in member.xattrs.items():
+            if key.startswith(_OVERLAY_XATTRS):
+                # These steer the kernel's overlay (opaque, redirect, metacopy): only whiteout conversion sets them.
+                self.fsops.warnings.append(f"xattr {key!r} of {member.name!r} dropped: reserved for overlay")
+                continue
             self.fsops.set_xattr(target, key, value)
 
     def _directory(self, member: tf.Member, parts: tuple[bytes, ...], dir_fd: int, base: bytes) -> None:
