@@ -197,7 +197,8 @@ class _Applier:
         crc = Crc64()
         assert self.scanner is not None
         while data := self.scanner.read_content(CHUNK):
-            crc.update(data)
+            if self.writer is not None:
+                crc.update(data)
         return crc
 
     def _whiteout(self, member: tf.Member, parts: tuple[bytes, ...], dir_fd: int) -> None:
@@ -226,9 +227,11 @@ class _Applier:
 
     def _copy_content(self, fd: int) -> Crc64:
         crc = Crc64()
+        want_crc = self.writer is not None  # the CRC is only for tar-split (it is the costly part)
         assert self.scanner is not None
         while data := self.scanner.read_content(CHUNK):
-            crc.update(data)
+            if want_crc:
+                crc.update(data)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
