@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -170,9 +170,7 @@ class RegistrySession:
         def once() -> httpx.Response:
             return self._send(method, target, action, expected, not_found, headers, params, content)
 
-        if method in ("GET", "HEAD") and self.options.retry_times > 0:
-            return with_retries(once, self.options.retry_times, self.options.retry_delay)
-        return once()
+        return self._retried_if_idempotent(method, once)
 
     def call(
         self,
@@ -190,6 +188,10 @@ class RegistrySession:
             response.close()
             return Answer(response.status_code, response.headers, body, response.url)
 
+        return self._retried_if_idempotent(method, once)
+
+    def _retried_if_idempotent(self, method: str, once: Callable[[], T]) -> T:
+        """GET and HEAD are retried on temporary errors when the options ask for retries."""
         if method in ("GET", "HEAD") and self.options.retry_times > 0:
             return with_retries(once, self.options.retry_times, self.options.retry_delay)
         return once()
