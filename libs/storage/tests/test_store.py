@@ -1,0 +1,365 @@
+"""store: layers and images created under the documented locks, checked with the real podman and skopeo.
+
+A tiny vfs driver stands in for the driver package (per-layer directory
+``vfs/dir/<id>``, a copy of the parent, as c/storage's vfs driver makes it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet.storage import errors, records
+from pallet.storage.config import StoreOptions
+from pallet.storage.layer_store import LayerInUse
+from pallet.storage.store import ImageInUse, Store
+from pallet.storage.tarengine import WhiteoutFormat
+from pallet.storage.tarengine.errors import TarEngineError
+from pallet_testing import images
+
+
+class VfsDriver:
+    """The vfs layout: ``<graph root>/vfs/dir/<layer id>``, a full copy of the parent, then the diff applied."""
+
+    name = "vfs"
+    whiteouts = WhiteoutFormat.VFS
+
+    def __init__(self, graph_root: str) -> None:
+        self.home = Path(graph_root) / "vfs" / "dir"
+
+    def create(self, layer_id: str, parent: str) -> str:
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self.home / layer_id
+        self.remove(layer_id)
+        if parent:
+            subprocess.run(["cp", "-a", "--", str(self.home / parent), str(target)], check=True)
+        else:
+            target.mkdir(0o755)
+        return str(target)
+
+    def remove(self, layer_id: str) -> None:
+        shutil.rmtree(self.home / layer_id, ignore_errors=True)
+
+    def diff_roots(self, layer_id: str) -> Sequence[str]:
+        return [str(self.home / layer_id)]
+
+
+@dataclass
+class Roots:
+    root: Path
+    run: Path
+
+    @property
+    def options(self) -> StoreOptions:
+        return StoreOptions(graph_root=str(self.root), run_root=str(self.run), driver="vfs")
+
+    def open(self) -> Store:
+        return Store.open(self.options, VfsDriver(str(self.root)))
+
+    def spec(self, ref: str) -> str:
+        return f"containers-storage:[vfs@{self.root}+{self.run}]{ref}"
+
+    def podman(self, *args: str) -> str:
+        argv = ["podman", "--root", str(self.root), "--runroot", str(self.run), "--tmpdir", str(self.run / "libpod"),
+                "--storage-driver", "vfs", *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> Iterator[Roots]:
+    """A graph root under tmp_path and a short run root (podman wants < 50 characters)."""
+    run = Path(tempfile.mkdtemp(prefix="pallet-run-", dir="/tmp"))
+    yield Roots(tmp_path / "root", run)
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def put_image(store: Store, image: images.TestImage, names: Sequence[str]) -> str:
+    """Pull ``image`` into the store as c/image does (chain IDs, config and manifest big data)."""
+    parent = ""
+    with store.writing() as view:
+        for layer in image.layers:
+            layer_id = records.layer_chain_id(parent, layer.diff_id)
+            if not any(known.id == layer_id for known in view.layers()):
+                view.create_layer(parent, io.BytesIO(layer.data), layer_id=layer_id, uncompressed_digest=layer.diff_id)
+            parent = layer_id
+        image_id = records.image_id_for_config(image.config.digest)
+        view.create_image(image_id, parent, names, "{}", [
+            (image.config.digest, image.config.data),
+            (f"manifest-{image.manifest.digest}", image.manifest.data),
+            ("manifest", image.manifest.data),
+        ], created=images.CREATED)
+    return image_id
+
+
+# -- layout and locks -------------------------------------------------------------------------------
+
+
+def test_open_makes_the_layout_and_is_idempotent(roots: Roots) -> None:
+    roots.open()
+    roots.open()
+    for lock in ("storage.lock", "userns.lock", "vfs-layers/layers.lock", "vfs-images/images.lock",
+                 "vfs-containers/containers.lock"):
+        assert (roots.root / lock).is_file()
+    assert (roots.run / "vfs-layers" / "mountpoints.lock").is_file()
+    assert (roots.root / "defaultNetworkBackend").read_text() in ("netavark", "cni")
+    assert not (roots.root / "overlay").exists()  # never pin a vfs store to another driver
+
+
+def test_every_write_records_a_new_token_and_another_store_reloads(roots: Roots, test_images: Any) -> None:
+    first, second = roots.open(), Store.open(roots.options, VfsDriver(str(roots.root)))
+    assert second.images() == []
+    lock = roots.root / "vfs-images" / "images.lock"
+    image_id = put_image(first, test_images.multi_layer, ["localhost/multi:v1"])
+    token = lock.read_bytes()
+    assert len(token) == 64
+    assert [image.id for image in second.images()] == [image_id]
+    with first.writing() as view:
+        view.add_names(image_id, ["localhost/multi:v2"])
+    assert lock.read_bytes() != token
+    assert second.lookup_image("localhost/multi:v2").id == image_id
+
+
+def test_wrong_driver_refused(roots: Roots) -> None:
+    with pytest.raises(errors.ConfigError):
+        Store.open(StoreOptions(str(roots.root), str(roots.run), driver="overlay"), VfsDriver(str(roots.root)))
+
+
+# -- layers -------------------------------------------------------------------------------------------
+
+
+def test_layers_complete_with_digests_and_diff_round_trips(roots: Roots, test_images: Any) -> None:
+    store = roots.open()
+    image = test_images.multi_layer
+    put_image(store, image, ["localhost/multi:v1"])
+    raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
+    assert [r["diff-digest"] for r in raw] == [layer.diff_id for layer in image.layers]
+    assert [r["compressed-diff-digest"] for r in raw] == [layer.digest for layer in image.layers]
+    assert [r["compressed-size"] for r in raw] == [layer.size for layer in image.layers]
+    assert all(r["compression"] == 2 and "flags" not in r for r in raw)
+    with store.reading() as view:
+        for layer, record in zip(image.layers, raw):
+            out = io.BytesIO()
+            assert view.layer_diff(record["id"], out) == (layer.diff_id, record["diff-size"])
+            assert out.getvalue() == gzip.decompress(layer.data)
+
+
+def test_a_failed_create_leaves_nothing(roots: Roots, test_images: Any) -> None:
+    store = roots.open()
+    data = test_images.multi_layer.layers[0].data
+    with store.writing() as view:
+        with pytest.raises(TarEngineError):
+            view.create_layer("", io.BytesIO(data[: len(data) // 2]))
+        with pytest.raises(Exception, match="expected"):
+            view.create_layer("", io.BytesIO(data), uncompressed_digest="sha256:" + "0" * 64)
+        assert view.layers() == []
+    assert json.loads((roots.root / "vfs-layers" / "layers.json").read_text()) == []
+    assert list((roots.root / "vfs-layers").glob("*.tar-split.gz")) == []
+    assert list((roots.root / "vfs" / "dir").iterdir()) == []
+
+
+def test_delete_layer_checks_references(roots: Roots, test_images: Any) -> None:
+    store = roots.open()
+    put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    with store.writing() as view:
+        base, middle, top = view.layers()
+        with pytest.raises(LayerInUse):
+            view.delete_layer(base.id)  # a parent
+        with pytest.raises(LayerInUse):
+            view.delete_layer(top.id)  # an image's top layer
+        with pytest.raises(errors.LayerNotFound):
+            view.delete_layer("f" * 64)
+
+
+# -- images -------------------------------------------------------------------------------------------
+
+
+def test_image_listed_by_podman_and_copied_by_skopeo_with_same_diff_ids(
+        roots: Roots, test_images: Any, podman: str, skopeo: str, tmp_path: Path) -> None:
+    store = roots.open()
+    image = test_images.multi_layer
+    image_id = put_image(store, image, ["localhost/multi:v1"])
+    (listed,) = json.loads(roots.podman("images", "--format", "json"))
+    assert listed["Id"] == image_id
+    assert listed["Names"] == ["localhost/multi:v1"]
+    assert listed["Digest"] == image.manifest.digest
+    out = tmp_path / "oci"
+    result = subprocess.run([skopeo, "copy", "--quiet", "--insecure-policy", roots.spec("localhost/multi:v1"),
+                             f"oci:{out}:t"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    index = json.loads((out / "index.json").read_text())
+    manifest = json.loads(_blob(out, index["manifests"][0]["digest"]))
+    config = json.loads(_blob(out, manifest["config"]["digest"]))
+    assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in image.layers]
+    for descriptor, layer in zip(manifest["layers"], image.layers):
+        blob = _blob(out, descriptor["digest"])
+        plain = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        assert "sha256:" + hashlib.sha256(plain).hexdigest() == layer.diff_id
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def test_names_move_between_images_and_podman_agrees(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    first = put_image(store, test_images.multi_layer, ["localhost/a:1", "localhost/shared:1"])
+    second = put_image(store, test_images.single_layer, ["localhost/b:1"])
+    with store.writing() as view:
+        with pytest.raises(errors.DuplicateName):
+            view.create_image(records.random_id(), "", ["localhost/a:1"])
+        view.add_names(second, ["localhost/shared:1"])
+        assert view.lookup_image(first).names == ["localhost/a:1"]
+        assert view.lookup_image(first).names_history[:2] == ["localhost/shared:1", "localhost/a:1"]
+        assert view.lookup_image("localhost/shared:1").id == second
+        view.remove_names(second, ["localhost/b:1", "localhost/absent:1"])
+        assert view.lookup_image(second[:12]).names == ["localhost/shared:1"]
+        assert view.lookup_image("sha256:" + second).id == second
+    listed = {entry["Id"]: entry.get("Names") for entry in json.loads(roots.podman("images", "--format", "json"))}
+    assert listed == {first: ["localhost/a:1"], second: ["localhost/shared:1"]}
+    roots.podman("tag", "localhost/a:1", "localhost/by-podman:1")
+    assert store.lookup_image("localhost/by-podman:1").id == first  # token changed by podman: we reload
+
+
+def test_delete_image_removes_unshared_layers_only(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    multi = test_images.multi_layer
+    first = put_image(store, multi, ["localhost/multi:v1"])
+    short = images.make_image(multi.layers[:1], labels={"short": "yes"})  # shares the base layer
+    second = put_image(store, short, ["localhost/short:v1"])
+    with store.writing() as view:
+        assert len(view.delete_image(first)) == 2
+        assert [layer.id for layer in view.layers()] == [records.layer_chain_id("", multi.layers[0].diff_id)]
+    assert json.loads(roots.podman("images", "--format", "json"))[0]["Id"] == second
+    with store.writing() as view:
+        assert len(view.delete_image("localhost/short:v1")) == 1
+        assert view.layers() == [] and view.images() == []
+        with pytest.raises(errors.ImageNotFound):
+            view.delete_image(second)
+    assert list((roots.root / "vfs" / "dir").iterdir()) == []
+    assert not (roots.root / "vfs-images" / second).exists()
+    assert json.loads(roots.podman("images", "--format", "json")) == []
+
+
+def test_delete_image_refused_while_a_container_uses_it(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    roots.podman("create", "--name", "c1", "localhost/multi:v1", "true")  # a storage container record + RW layer
+    with store.writing() as view:
+        with pytest.raises(ImageInUse):
+            view.delete_image(image_id)
+    roots.podman("rm", "c1")
+    with store.writing() as view:
+        assert len(view.delete_image(image_id)) == 3
+    assert json.loads(roots.podman("images", "--format", "json")) == []
+
+
+# -- crash safety and concurrency ---------------------------------------------------------------------
+
+
+class SlowStream(io.RawIOBase):
+    """Hands out ``data`` in 512-byte reads; after the first read it signals ``ready`` and then crawls."""
+
+    def __init__(self, data: bytes, ready: int) -> None:
+        self._data = data
+        self._pos = 0
+        self._ready = ready
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos:
+            time.sleep(0.2)
+        chunk = self._data[self._pos:self._pos + min(512, len(buffer))]
+        buffer[:len(chunk)] = chunk
+        self._pos += len(chunk)
+        if self._ready >= 0:
+            os.write(self._ready, b"x")
+            os.close(self._ready)
+            self._ready = -1
+        return len(chunk)
+
+
+def test_sigkill_in_create_layer_leaves_an_incomplete_record_that_the_next_writer_removes(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    put_image(store, test_images.single_layer, ["localhost/kept:1"])
+    data = test_images.multi_layer.layers[0].data
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        try:
+            os.close(read_end)
+            with roots.open().writing() as view:
+                view.create_layer("", SlowStream(data, write_end))  # type: ignore[arg-type]
+        finally:
+            os._exit(3)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"x"
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
+    assert [r.get("flags") for r in raw] == [None, {"incomplete": True}]
+    with store.reading() as view:
+        assert len(view.layers()) == 1  # readers never see the half-layer
+    with roots.open().writing() as view:
+        assert len(view.layers()) == 1
+    raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
+    assert len(raw) == 1 and "flags" not in raw[0]
+    assert len(list((roots.root / "vfs" / "dir").iterdir())) == 1
+    assert [e["Names"] for e in json.loads(roots.podman("images", "--format", "json"))] == [["localhost/kept:1"]]
+
+
+def _name_worker(roots: Roots, worker: int, image_ids: Sequence[str], rounds: int) -> None:
+    store = roots.open()
+    for k in range(rounds):
+        with store.writing() as view:
+            view.add_names(image_ids[(k // 2) % 2], [f"localhost/w{worker}-{k}:t"])
+            if k % 2:  # the even name added just before goes again
+                view.remove_names(image_ids[(k // 2) % 2], [f"localhost/w{worker}-{k - 1}:t"])
+
+
+def test_four_processes_changing_names_lose_nothing(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_ids = [put_image(store, test_images.multi_layer, ["localhost/a:1"]),
+                 put_image(store, test_images.single_layer, ["localhost/b:1"])]
+    rounds, pids = 30, []
+    for worker in range(4):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _name_worker(roots, worker, image_ids, rounds)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    expected: dict[str, set[str]] = {image_id: set() for image_id in image_ids}
+    expected[image_ids[0]].add("localhost/a:1")
+    expected[image_ids[1]].add("localhost/b:1")
+    for worker in range(4):
+        for k in range(1, rounds, 2):
+            expected[image_ids[(k // 2) % 2]].add(f"localhost/w{worker}-{k}:t")
+    got = {image.id: set(image.names) for image in store.images()}
+    assert got == expected
+    listed = {e["Id"]: set(e["Names"]) for e in json.loads(roots.podman("images", "--format", "json"))}
+    assert listed == expected
