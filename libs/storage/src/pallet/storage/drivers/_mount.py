@@ -1,0 +1,75 @@
+"""mount(2) and umount2(2) through libc, and the mount table: the few syscalls the drivers need."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+MNT_DETACH = 2
+
+
+def _libc() -> ctypes.CDLL:
+    """The C library, with errno kept (loaded per call: no module state)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def mount(source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
+    """``mount(source, target, fstype, flags, data)``; OSError with errno on failure."""
+    libc = _libc()
+    rc = libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), ctypes.c_ulong(flags),
+                    ctypes.c_char_p(os.fsencode(data)))
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    """``umount2(target, flags)``; OSError with errno on failure."""
+    rc = _libc().umount2(os.fsencode(target), ctypes.c_int(flags))
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def mount_from(directory: str, source: str, target: str, fstype: str, data: str) -> None:
+    """mount(2) done by a forked child whose cwd is ``directory`` (relative paths in ``data`` and ``target``).
+
+    This is containers/storage's ``mountOverlayFrom``: the mount data stays
+    under a page because its paths are relative to ``directory``; the caller's
+    own cwd is never changed. Raises OSError with the child's errno.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(read_end)
+            os.chdir(directory)
+            mount(source, target, fstype, data)
+        except BaseException as exc:  # noqa: BLE001 - the child must report and reach _exit
+            code = 1
+            os.write(write_end, str(getattr(exc, "errno", None) or 5).encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        reply = os.read(read_end, 64)
+    finally:
+        os.close(read_end)
+    os.waitpid(pid, 0)
+    if reply:
+        err = int(reply)
+        raise OSError(err, os.strerror(err), target)
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field with its octal escapes (``\\040`` for a space) decoded."""
+    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def is_mountpoint(path: str) -> bool:
+    """Whether ``path`` (absolute, normalised) is a mount point in this mount namespace."""
+    target = os.path.normpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        return any(_unescape(line.split(" ", 5)[4]) == target for line in table)
