@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -296,11 +297,8 @@ class SlowStream(io.RawIOBase):
         return len(chunk)
 
 
-def test_sigkill_in_create_layer_leaves_an_incomplete_record_that_the_next_writer_removes(
-        roots: Roots, test_images: Any, podman: str) -> None:
-    store = roots.open()
-    put_image(store, test_images.single_layer, ["localhost/kept:1"])
-    data = test_images.multi_layer.layers[0].data
+def _killed_in_create_layer(roots: Roots, data: bytes) -> None:
+    """Fork a child that creates a layer from a slow stream; SIGKILL it once it is streaming the diff."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns into pytest
@@ -318,6 +316,14 @@ def test_sigkill_in_create_layer_leaves_an_incomplete_record_that_the_next_write
     os.close(read_end)
     raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
     assert [r.get("flags") for r in raw] == [None, {"incomplete": True}]
+    assert len(list((roots.root / "vfs" / "dir").iterdir())) == 2
+
+
+def test_sigkill_in_create_layer_leaves_an_incomplete_record_that_the_next_writer_removes(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    put_image(store, test_images.single_layer, ["localhost/kept:1"])
+    _killed_in_create_layer(roots, test_images.multi_layer.layers[1].data)
     with store.reading() as view:
         assert len(view.layers()) == 1  # readers never see the half-layer
     with roots.open().writing() as view:
@@ -325,7 +331,21 @@ def test_sigkill_in_create_layer_leaves_an_incomplete_record_that_the_next_write
     raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
     assert len(raw) == 1 and "flags" not in raw[0]
     assert len(list((roots.root / "vfs" / "dir").iterdir())) == 1
+    assert list((roots.root / "vfs-layers").glob("*.tar-split.gz")) == [
+        roots.root / "vfs-layers" / f"{raw[0]['id']}.tar-split.gz"]
     assert [e["Names"] for e in json.loads(roots.podman("images", "--format", "json"))] == [["localhost/kept:1"]]
+
+
+def test_podman_lists_a_store_we_left_incomplete_and_our_reader_agrees(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    put_image(store, test_images.single_layer, ["localhost/kept:1"])
+    _killed_in_create_layer(roots, test_images.multi_layer.layers[1].data)
+    assert [e["Names"] for e in json.loads(roots.podman("images", "--format", "json"))] == [["localhost/kept:1"]]
+    roots.podman("image", "rm", "localhost/kept:1")  # podman's write load also drops the half-layer
+    assert json.loads((roots.root / "vfs-layers" / "layers.json").read_text()) in ([], None)
+    with store.writing() as view:
+        assert view.layers() == [] and view.images() == []
 
 
 def _name_worker(roots: Roots, worker: int, image_ids: Sequence[str], rounds: int) -> None:
@@ -363,3 +383,41 @@ def test_four_processes_changing_names_lose_nothing(roots: Roots, test_images: A
     assert got == expected
     listed = {e["Id"]: set(e["Names"]) for e in json.loads(roots.podman("images", "--format", "json"))}
     assert listed == expected
+
+
+def test_threads_of_one_process_share_the_store_and_lose_nothing(roots: Roots, test_images: Any) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/a:1"])
+
+    def work(worker: int) -> None:
+        for k in range(20):
+            with store.writing() as view:
+                view.add_names(image_id, [f"localhost/t{worker}-{k}:t"])
+            with store.reading() as view:
+                assert f"localhost/t{worker}-{k}:t" in view.lookup_image(image_id).names
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.lookup_image(image_id).names) == 81
+    assert len(Store.open(roots.options, VfsDriver(str(roots.root))).lookup_image(image_id).names) == 81
+
+
+def test_a_failed_write_block_is_not_kept_in_the_cache(roots: Roots, test_images: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/a:1"])
+    with store.reading() as view:
+        view.lookup_image(image_id).names.append("localhost/copy:1")  # a copy: the store is not changed
+    assert store.lookup_image(image_id).names == ["localhost/a:1"]
+
+    def refuse(path: str, items: Any) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(records, "save_records", refuse)
+        with pytest.raises(OSError), store.writing() as view:
+            view.add_names(image_id, ["localhost/unsaved:1"])  # changed in memory, never saved
+    assert store.lookup_image(image_id).names == ["localhost/a:1"]

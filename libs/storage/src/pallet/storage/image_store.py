@@ -41,6 +41,10 @@ class ImageStore:
         self.images = records.load_records(Image, self.path)
         return True
 
+    def forget(self) -> None:
+        """Drop the cached token so that the next reload_if_changed reads the file again."""
+        self._token = None
+
     def save(self) -> None:
         """Write images.json atomically, then a fresh token (write lock held)."""
         records.save_records(self.path, self.images)

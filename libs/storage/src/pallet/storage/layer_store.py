@@ -113,6 +113,10 @@ class LayerStore:
         self.layers = records.load_records(Layer, self.path)
         return True
 
+    def forget(self) -> None:
+        """Drop the cached token so that the next reload_if_changed reads the file again."""
+        self._token = None
+
     def save(self) -> None:
         """Write layers.json atomically, then a fresh token (write lock held). Not idempotent for others: they reload."""
         records.save_records(self.path, self.layers)

@@ -20,6 +20,7 @@ created but never written (a token there means "driver state changed").
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import threading
@@ -116,7 +117,16 @@ class Store:
             with self._mutex:
                 self._reload()
                 self._layers.delete_incomplete()
-                yield WriteView(self)
+                try:
+                    yield WriteView(self)
+                except BaseException:
+                    self._forget()  # the cache may hold a change that was not saved: reload next time
+                    raise
+
+    def _forget(self) -> None:
+        self._layers.forget()
+        self._images.forget()
+        self._containers_token = None
 
     def _reload(self) -> None:
         self._layers.reload_if_changed()
@@ -139,7 +149,10 @@ class Store:
 
 
 class ReadView:
-    """What can be done under the read locks. Valid only inside its ``with`` block. All calls are idempotent."""
+    """What can be done under the read locks. Valid only inside its ``with`` block. All calls are idempotent.
+
+    Records handed out are copies: changing them changes nothing in the store.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -148,23 +161,23 @@ class ReadView:
 
     def layers(self) -> list[Layer]:
         """Every complete layer."""
-        return list(self._layers.visible())
+        return copy.deepcopy(self._layers.visible())
 
     def layer(self, wanted: str) -> Layer:
         """A complete layer by ID, name or unique ID prefix."""
-        return self._layers.get(wanted)
+        return copy.deepcopy(self._layers.get(wanted))
 
     def images(self) -> list[Image]:
         """Every image, in images.json order."""
-        return list(self._images.images)
+        return copy.deepcopy(self._images.images)
 
     def containers(self) -> list[Container]:
         """Every container record (ours, podman's, buildah's)."""
-        return list(self._store._containers)
+        return copy.deepcopy(self._store._containers)
 
     def lookup_image(self, wanted: str) -> Image:
         """An image by ID (``sha256:`` allowed), exact name or unique ID prefix (ImageNotFound, AmbiguousID)."""
-        return self._images.get(wanted)
+        return copy.deepcopy(self._images.get(wanted))
 
     def image_big_data(self, wanted: str, key: str) -> bytes:
         """The big data stored under ``key`` for an image."""
