@@ -26,6 +26,7 @@ import pytest
 
 from pallet.storage import errors, records
 from pallet.storage.config import StoreOptions
+from pallet.storage.image_store import pulled_big_data
 from pallet.storage.layer_store import LayerInUse
 from pallet.storage.store import ImageInUse, Store
 from pallet.storage.tarengine import WhiteoutFormat
@@ -90,7 +91,7 @@ def roots(tmp_path: Path) -> Iterator[Roots]:
     shutil.rmtree(run, ignore_errors=True)
 
 
-def put_image(store: Store, image: images.TestImage, names: Sequence[str]) -> str:
+def put_image(store: Store, image: images.TestImage, names: Sequence[str], index: images.TestIndex | None = None) -> str:
     """Pull ``image`` into the store as c/image does (chain IDs, config and manifest big data)."""
     parent = ""
     with store.writing() as view:
@@ -100,11 +101,9 @@ def put_image(store: Store, image: images.TestImage, names: Sequence[str]) -> st
                 view.create_layer(parent, io.BytesIO(layer.data), layer_id=layer_id, uncompressed_digest=layer.diff_id)
             parent = layer_id
         image_id = records.image_id_for_config(image.config.digest)
-        view.create_image(image_id, parent, names, "{}", [
-            (image.config.digest, image.config.data),
-            (f"manifest-{image.manifest.digest}", image.manifest.data),
-            ("manifest", image.manifest.data),
-        ], created=images.CREATED)
+        big_data = pulled_big_data(image.config.digest, image.config.data, image.manifest.digest, image.manifest.data,
+                                   index.digest if index else "", index.index.data if index else b"")
+        view.create_image(image_id, parent, names, "{}", big_data, created=images.CREATED)
     return image_id
 
 
@@ -421,3 +420,23 @@ def test_a_failed_write_block_is_not_kept_in_the_cache(roots: Roots, test_images
         with pytest.raises(OSError), store.writing() as view:
             view.add_names(image_id, ["localhost/unsaved:1"])  # changed in memory, never saved
     assert store.lookup_image(image_id).names == ["localhost/a:1"]
+
+
+def test_multi_arch_pull_keeps_the_list_digest_and_skopeo_reads_the_instance(
+        roots: Roots, test_images: Any, podman: str, skopeo: str) -> None:
+    store = roots.open()
+    index = test_images.two_platform_index
+    image = index.images[0]
+    image_id = put_image(store, image, ["localhost/multi-arch:1"], index)
+    (listed,) = json.loads(roots.podman("images", "--format", "json"))
+    assert (listed["Id"], listed["Digest"]) == (image_id, index.digest)
+    assert set(listed["RepoDigests"]) == {f"localhost/multi-arch@{index.digest}",
+                                          f"localhost/multi-arch@{image.manifest.digest}"}
+    with store.reading() as view:
+        assert view.image_big_data(image_id, "manifest") == image.manifest.data
+        assert view.image_big_data(image_id, f"manifest-{index.digest}") == index.index.data
+    result = subprocess.run([skopeo, "inspect", "--raw", roots.spec("localhost/multi-arch:1")],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == image.manifest.data
+    assert (roots.root / "vfs-images" / image_id / records.big_data_file_name(image.config.digest)).is_file()

@@ -23,6 +23,22 @@ def _dedupe(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
+def pulled_big_data(config_digest: str, config: bytes, manifest_digest: str, manifest: bytes,
+                    list_digest: str = "", list_manifest: bytes = b"") -> list[tuple[str, bytes]]:
+    """The big-data items of a pulled image in the order c/image 5.23 writes them (section 4.2).
+
+    The config under its digest string, then the top-level list (when the
+    pull went through one) under ``manifest-<list digest>``, then
+    ``manifest-<digest>``, then ``manifest``. The first manifest item fills
+    the image's ``digest``, so a multi-arch pull shows the list digest.
+    """
+    items = [(config_digest, config)]
+    if list_digest and list_digest != manifest_digest:
+        items.append((f"manifest-{list_digest}", list_manifest))
+    items += [(f"manifest-{manifest_digest}", manifest), ("manifest", manifest)]
+    return items
+
+
 class ImageStore:
     """images.json of one graph root and the big-data directories beside it, cached with the lock token."""
 
