@@ -1,27 +1,26 @@
-"""Helpers for the driver tests: layer IDs, mount-table checks, unmount-everything teardown."""
+"""The driver tests' fixtures; makes ``drivers_support`` importable (tests run with --import-mode=importlib)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+_HERE = str(Path(__file__).parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
-def mounted_under(top: Path) -> list[str]:
-    """Mount points at or under ``top`` in this mount namespace, deepest first."""
-    prefix = str(top)
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True)
+from drivers_support import mounted_under  # noqa: E402
 
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short private directory (run roots must stay under 50 chars); every mount under it undone after."""
-    import shutil
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="pd-", dir="/tmp"))
     try:
         yield path

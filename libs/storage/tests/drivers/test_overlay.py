@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import stat
 from pathlib import Path
 
 import pytest
+from drivers_support import apply_chain, check_merged_tree
 
 from pallet.storage.drivers import OverlayDriver, new_driver
 from pallet.storage.drivers.errors import DriverError, LayerExists, LayerMissing, MaxDepthExceeded, UnsupportedStore
 from pallet.storage.records import layer_chain_id, random_id
-from pallet.storage.tarengine import ApplyOptions, apply_layer
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (trusted.* xattrs, kernel overlay mounts)")
 SHORT = re.compile(r"[A-Z2-7]{26}")
@@ -110,27 +109,6 @@ def test_fuse_pinned_store_refused_and_new_driver(tmp_path: Path) -> None:
     assert new_driver("vfs", tmp_path).name == "vfs"
     with pytest.raises(UnsupportedStore):
         new_driver("btrfs", tmp_path)
-
-
-def apply_chain(driver: OverlayDriver, layers: list[bytes]) -> list[str]:
-    """Create and apply ``layers`` (blobs) as a chain in ``driver``; their IDs, base first."""
-    ids: list[str] = []
-    for n, data in enumerate(layers):
-        layer_id = layer_chain_id(ids[-1] if ids else "", "sha256:" + f"{n:064x}")
-        driver.create(layer_id, ids[-1] if ids else None)
-        apply_layer(io.BytesIO(data), driver.layer_dir(layer_id), options=ApplyOptions(whiteouts=driver.whiteout_form))
-        ids.append(layer_id)
-    return ids
-
-
-def check_merged_tree(merged: Path) -> None:
-    """The multi_layer image's final tree: srv/data whited out, opt/app opaque, the rest visible."""
-    assert (merged / "bin" / "busybox").is_file()
-    assert (merged / "etc" / "pallet-release").read_bytes() == b"pallet test image\n"
-    assert sorted(os.listdir(merged / "srv")) == []
-    assert sorted(os.listdir(merged / "opt" / "app")) == ["v2.txt"]
-    assert (merged / "opt" / "app" / "v2.txt").read_bytes() == b"version 2\n"
-    assert (merged / "hello.txt").read_bytes() == b"hello from the third layer\n"
 
 
 @root_only

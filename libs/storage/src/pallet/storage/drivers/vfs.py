@@ -1,7 +1,7 @@
 """The vfs graph driver: ``<graphroot>/vfs/dir/<id>`` is a complete copy of the parent plus the layer.
 
 As containers/storage 1.43's vfs driver: ``vfs/`` and ``vfs/dir/`` are 0700;
-a base layer's directory is 0755, a child's starts as a full copy of its
+a base layer's directory is 0555, a child's starts as a full copy of its
 parent (:func:`pallet.storage.drivers._copy.copy_tree`: owners, modes,
 xattrs, hard links, device nodes, times, the root dir's own metadata
 included). Whiteouts in a layer tar are applied as deletions
@@ -18,7 +18,7 @@ from pallet.storage.drivers._fs import check_id, make_dir, remove_tree
 from pallet.storage.drivers.errors import LayerExists, LayerMissing
 from pallet.storage.tarengine import WhiteoutFormat
 
-BASE_MODE = 0o755
+BASE_MODE = 0o555
 
 
 class VfsDriver:
@@ -41,7 +41,7 @@ class VfsDriver:
         return os.path.isdir(self.layer_dir(layer_id))
 
     def create(self, layer_id: str, parent: str | None = None) -> None:
-        """Make the layer's directory: empty (0755) for a base layer, else a full copy of ``parent``.
+        """Make the layer's directory: empty (0555) for a base layer, else a full copy of ``parent``.
 
         LayerExists, LayerMissing (parent). A failed copy removes the new directory.
         """
