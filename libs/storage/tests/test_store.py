@@ -440,3 +440,45 @@ def test_multi_arch_pull_keeps_the_list_digest_and_skopeo_reads_the_instance(
     assert result.returncode == 0, result.stderr
     assert result.stdout == image.manifest.data
     assert (roots.root / "vfs-images" / image_id / records.big_data_file_name(image.config.digest)).is_file()
+
+
+def test_podman_runs_an_image_we_created(roots: Roots, test_images: Any, podman: str, crun: str) -> None:
+    put_image(roots.open(), test_images.multi_layer, ["localhost/multi:v1"])
+    out = roots.podman("run", "--rm", "--net=none", "localhost/multi:v1", "sh", "-c",
+                       "echo ok; cat /hello.txt; ls -A /srv; ls -A /opt/app")
+    assert out.split() == ["ok", "hello", "from", "the", "third", "layer", "v2.txt"]
+
+
+def test_our_writers_and_podman_tag_at_once_lose_no_write(roots: Roots, test_images: Any, podman: str) -> None:
+    """No write is lost (names-history only grows, on either side, so it holds every name ever written).
+
+    ``names`` itself may miss some of ours: podman 4.3's ``tag`` is a
+    read-modify-write (SetNames with the names it read before locking), and
+    it drops names added in between; four podman-only taggers lose their own
+    names the same way (measured: 22 of 24 kept).
+    """
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/a:1"])
+    pids = []
+    for worker in range(3):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child = roots.open()
+                for k in range(20):
+                    with child.writing() as view:
+                        view.add_names(image_id, [f"localhost/w{worker}-{k}:t"])
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for k in range(8):  # podman (Go, c/storage 1.43) takes the same locks meanwhile
+        roots.podman("tag", image_id, f"localhost/pod-{k}:t")
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    expected = {"localhost/a:1", *(f"localhost/w{w}-{k}:t" for w in range(3) for k in range(20)),
+                *(f"localhost/pod-{k}:t" for k in range(8))}
+    image = store.lookup_image(image_id)
+    assert set(image.names_history) == expected, "a write was lost"
+    assert {"localhost/a:1", *(f"localhost/pod-{k}:t" for k in range(8))} <= set(image.names)
+    assert set(json.loads(roots.podman("images", "--format", "json"))[0]["Names"]) == set(image.names)
