@@ -482,3 +482,29 @@ def test_our_writers_and_podman_tag_at_once_lose_no_write(roots: Roots, test_ima
     assert set(image.names_history) == expected, "a write was lost"
     assert {"localhost/a:1", *(f"localhost/pod-{k}:t" for k in range(8))} <= set(image.names)
     assert set(json.loads(roots.podman("images", "--format", "json"))[0]["Names"]) == set(image.names)
+
+
+def test_an_image_skopeo_wrote_is_read_rebuilt_and_deleted_by_us(
+        roots: Roots, test_images: Any, skopeo: str, podman: str, tmp_path: Path) -> None:
+    image = test_images.multi_layer
+    images.write_oci_layout(tmp_path / "oci", {"v1": image})
+    result = subprocess.run([skopeo, "copy", "--quiet", "--insecure-policy", f"oci:{tmp_path / 'oci'}:v1",
+                             roots.spec("localhost/go:v1")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    store = roots.open()
+    with store.reading() as view:
+        found = view.lookup_image("localhost/go:v1")
+        assert found.id == records.image_id_for_config(image.config.digest)
+        assert view.image_big_data(found.id, image.config.digest) == image.config.data
+        for layer in image.layers:
+            out = io.BytesIO()
+            assert view.layer_diff(records.layer_chain_id(_parent_of(view.layers(), layer.diff_id), layer.diff_id),
+                                   out)[0] == layer.diff_id
+    with store.writing() as view:
+        assert len(view.delete_image("localhost/go:v1")) == 3
+    assert json.loads(roots.podman("images", "--format", "json")) == []
+    assert list((roots.root / "vfs" / "dir").iterdir()) == []
+
+
+def _parent_of(layers: Sequence[records.Layer], diff_id: str) -> str:
+    return next(layer.parent for layer in layers if layer.uncompressed_digest == diff_id)
