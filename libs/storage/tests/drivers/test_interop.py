@@ -158,3 +158,40 @@ def test_vfs_layers_like_containers_storage(skopeo: str, image: object, short_tm
         assert _diff_tree(Path(ours.layer_dir(layer_id))) == _diff_tree(go_dir / layer_id), layer_id
     top = Path(ours.layer_dir(go.ids[-1]))
     assert sorted(os.listdir(top / "srv")) == [] and sorted(os.listdir(top / "opt" / "app")) == ["v2.txt"]
+
+
+def _mount_options(point: Path) -> tuple[list[str], list[str]]:
+    """(per-mount flags, superblock options) of the mount at ``point``, from /proc/self/mountinfo."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(point):
+            return fields[5].split(","), line.split(" - ")[1].split()[2].split(",")
+    raise AssertionError(f"{point} is not mounted")
+
+
+def test_readonly_mount_like_podman_image_mount(go_overlay: GoStore, podman: str, short_tmp: Path) -> None:
+    top = go_overlay.ids[-1]
+    merged = go_overlay.root / "overlay" / top / "merged"
+    base = [podman, "--root", str(go_overlay.root), "--runroot", str(short_tmp / "go" / "u"),
+            "--tmpdir", str(short_tmp / "podman-tmp"), "--storage-driver", "overlay"]
+    try:
+        done = subprocess.run([*base, "image", "mount", "x:v1"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(merged)
+        podman_flags, podman_options = _mount_options(merged)
+    finally:
+        subprocess.run([*base, "image", "unmount", "x:v1"], capture_output=True, timeout=120)
+        _unmount_under(short_tmp)
+    assert not merged.exists()  # c/storage removes merged/ on unmount, as we do
+    theirs = OverlayDriver(go_overlay.root / "overlay")
+    (ours_lowerdir,) = [o for o in theirs.mount_data(top, readonly=True).split(",") if o.startswith("lowerdir=")]
+    assert ours_lowerdir in podman_options and "ro" in podman_flags
+    try:
+        check_merged_tree(Path(theirs.mount(top, readonly=True)))
+        flags, options = _mount_options(merged)
+        assert "ro" in flags and ours_lowerdir in options and not [o for o in options if o.startswith("upperdir")]
+        with pytest.raises(OSError, match="Read-only"):
+            (merged / "new.txt").write_text("no")
+    finally:
+        theirs.unmount(top)
+    assert not merged.exists()

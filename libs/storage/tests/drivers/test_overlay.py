@@ -64,6 +64,7 @@ def test_child_copies_parent_diff_mode_and_mount_data(tmp_path: Path) -> None:
     assert driver.mount_data(base, "system_u:object_r:container_file_t:s0", relative=True) == (
         f"lowerdir={base}/empty,upperdir={base}/diff,workdir={base}/work,nodev,userxattr,"
         'context="system_u:object_r:container_file_t:s0"')
+    assert driver.mount_data(child, readonly=True) == (f"lowerdir={home}/{child}/diff:{home}/l/{link},nodev,userxattr")
 
 
 def test_errors_and_remove(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import ctypes.util
 import os
 
 MNT_DETACH = 2
+MS_RDONLY = 1
 
 
 def _libc() -> ctypes.CDLL:
@@ -32,7 +33,7 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
         raise OSError(err, os.strerror(err), target)
 
 
-def mount_from(directory: str, source: str, target: str, fstype: str, data: str) -> None:
+def mount_from(directory: str, source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
     """mount(2) done by a forked child whose cwd is ``directory`` (relative paths in ``data`` and ``target``).
 
     This is containers/storage's ``mountOverlayFrom``: the mount data stays
@@ -46,7 +47,7 @@ def mount_from(directory: str, source: str, target: str, fstype: str, data: str)
         try:
             os.close(read_end)
             os.chdir(directory)
-            mount(source, target, fstype, data)
+            mount(source, target, fstype, data, flags)
         except BaseException as exc:  # noqa: BLE001 - the child must report and reach _exit
             code = 1
             os.write(write_end, str(getattr(exc, "errno", None) or 5).encode())

@@ -199,14 +199,21 @@ class OverlayDriver:
 
     # ------------------------------------------------------------ mount
 
-    def mount_data(self, layer_id: str, mount_label: str | None = None, *, relative: bool = False) -> str:
-        """The overlay mount option string for the layer (absolute paths, or relative to the home)."""
+    def mount_data(self, layer_id: str, mount_label: str | None = None, *, relative: bool = False,
+                   readonly: bool = False) -> str:
+        """The overlay mount option string for the layer (absolute paths, or relative to the home).
+
+        Read-write: ``lowerdir=<lowers>,upperdir=<id>/diff,workdir=<id>/work``; read-only (as
+        ``podman image mount``): ``lowerdir=<id>/diff:<lowers>``. ``<lowers>`` are the ``l/`` short
+        links, or ``<id>/empty`` for a base layer.
+        """
         base = "" if relative else self.home + "/"
-        lowers = [base + entry for entry in self.lowers(layer_id)]
-        if not lowers:
-            lowers = [f"{base}{layer_id}/empty"]
         own = f"{base}{check_id(layer_id)}"
-        options = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
+        lowers = [base + entry for entry in self.lowers(layer_id)] or [f"{own}/empty"]
+        if readonly:
+            options = [f"lowerdir={own}/diff:{':'.join(lowers)}"]
+        else:
+            options = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
         options += list(self.mount_options)
         if self.rootless:
             options.append("userxattr")
@@ -214,8 +221,11 @@ class OverlayDriver:
             options.append(f'context="{mount_label}"')
         return ",".join(options)
 
-    def mount(self, layer_id: str, mount_label: str | None = None) -> str:
-        """Mount the layer (read-write, upper = its diff) on ``<id>/merged`` and return that path.
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str:
+        """Mount the layer on ``<id>/merged`` and return that path.
+
+        Read-write (a container): upper = its diff. ``readonly`` (an image, as
+        ``podman image mount``): its diff is the top lower, MS_RDONLY, no upper.
 
         Already mounted: the path is returned, nothing is mounted again (the
         Store counts). Needs CAP_SYS_ADMIN in the owner of the mount namespace
@@ -227,13 +237,14 @@ class OverlayDriver:
         make_dir(merged, 0o700, exist_ok=True)
         if _mount.is_mountpoint(merged):
             return merged
-        data = self.mount_data(layer_id, mount_label)
+        data = self.mount_data(layer_id, mount_label, readonly=readonly)
+        flags = _mount.MS_RDONLY if readonly else 0
         try:
             if len(data) < _PAGE_SIZE:
-                _mount.mount("overlay", merged, "overlay", data)
+                _mount.mount("overlay", merged, "overlay", data, flags)
             else:
-                relative = self.mount_data(layer_id, mount_label, relative=True)
-                _mount.mount_from(self.home, "overlay", f"{layer_id}/merged", "overlay", relative)
+                relative = self.mount_data(layer_id, mount_label, relative=True, readonly=readonly)
+                _mount.mount_from(self.home, "overlay", f"{layer_id}/merged", "overlay", relative, flags)
         except OSError as exc:
             raise MountFailed(layer_id, f"mount overlay on {merged}: {exc.strerror}", exc.errno or 0) from exc
         return merged

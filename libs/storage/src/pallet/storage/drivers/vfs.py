@@ -64,8 +64,8 @@ class VfsDriver:
         """Remove the layer's directory (a missing one is not an error)."""
         remove_tree(self.layer_dir(layer_id))
 
-    def mount(self, layer_id: str, mount_label: str | None = None) -> str:
-        """The layer's directory (nothing is mounted; the label is ignored, as containers/storage does)."""
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str:
+        """The layer's directory (nothing is mounted; label and ``readonly`` are ignored, as containers/storage does)."""
         if not self.exists(layer_id):
             raise LayerMissing(layer_id, "no such vfs layer")
         return self.layer_dir(layer_id)
