@@ -508,3 +508,25 @@ def test_an_image_skopeo_wrote_is_read_rebuilt_and_deleted_by_us(
 
 def _parent_of(layers: Sequence[records.Layer], diff_id: str) -> str:
     return next(layer.parent for layer in layers if layer.uncompressed_digest == diff_id)
+
+
+@pytest.mark.parametrize("driver", ["vfs", "overlay"])
+def test_the_driver_package_behind_the_store_and_podman_runs_the_image(
+        roots: Roots, test_images: Any, podman: str, crun: str, driver: str) -> None:
+    options = StoreOptions(graph_root=str(roots.root), run_root=str(roots.run), driver=driver)
+    store = Store.open(options)
+    image_id = put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    with store.reading() as view:
+        for layer in view.layers():
+            assert view.layer_diff(layer.id, io.BytesIO())[0] == layer.uncompressed_digest
+    argv = ["podman", "--root", str(roots.root), "--runroot", str(roots.run), "--tmpdir", str(roots.run / "libpod"),
+            "--storage-driver", driver]
+    listed = subprocess.run([*argv, "images", "--format", "{{.ID}}", "--no-trunc"], capture_output=True, text=True)
+    assert listed.stdout.split() == [f"sha256:{image_id}"], listed.stderr
+    ran = subprocess.run([*argv, "run", "--rm", "--net=none", "localhost/multi:v1", "sh", "-c",
+                          "cat /hello.txt; ls -A /srv /opt/app"], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["hello", "from", "the", "third", "layer", "/opt/app:", "v2.txt", "/srv:"]
+    with store.writing() as view:
+        assert len(view.delete_image(image_id)) == 3
+    assert str(roots.root) not in Path("/proc/self/mounts").read_text()  # run --rm unmounted its layer

@@ -28,7 +28,8 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from pallet.storage import records
-from pallet.storage.config import StoreOptions
+from pallet.storage.config import StoreOptions, resolve_driver
+from pallet.storage.drivers import Driver, new_driver
 from pallet.storage.errors import ConfigError, StorageError
 from pallet.storage.image_store import ImageStore
 from pallet.storage.layer_store import LayerDriver, LayerInUse, LayerStore
@@ -36,7 +37,7 @@ from pallet.storage.lockfile import LockFile, get_lockfile
 from pallet.storage.records import Container, Image, Layer
 from pallet.storage.tarengine import ApplyOptions
 
-__all__ = ["ImageInUse", "LayerDriver", "LayerInUse", "ReadView", "Store", "WriteView"]
+__all__ = ["GraphDriverLayers", "ImageInUse", "LayerDriver", "LayerInUse", "ReadView", "Store", "WriteView"]
 
 
 class ImageInUse(StorageError):
@@ -46,6 +47,28 @@ class ImageInUse(StorageError):
         self.image_id = image_id
         self.container_id = container_id
         super().__init__(f"image {image_id} is in use by container {container_id}")
+
+
+class GraphDriverLayers:
+    """A :class:`pallet.storage.drivers.Driver` seen through the store's small LayerDriver protocol."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.name = driver.name
+        self.whiteouts = driver.whiteout_form
+
+    def create(self, layer_id: str, parent: str) -> str:
+        """Make the layer's directory on ``parent`` ("" for a base) and return where to apply its diff."""
+        self.driver.create(layer_id, parent or None)
+        return self.driver.layer_dir(layer_id)
+
+    def remove(self, layer_id: str) -> None:
+        """Delete the layer's directory; idempotent."""
+        self.driver.remove(layer_id)
+
+    def diff_roots(self, layer_id: str) -> Sequence[str]:
+        """The layer's own diff directory: tar-split names only files of this layer."""
+        return [self.driver.layer_dir(layer_id)]
 
 
 def _touch(path: str, mode: int) -> None:
@@ -72,8 +95,14 @@ class Store:
         self._mutex = threading.RLock()  # one thread at a time reloads or changes the cached records
 
     @classmethod
-    def open(cls, options: StoreOptions, driver: LayerDriver) -> Store:
-        """Create the layout (section 1.2/1.3) where missing and return the store. Idempotent."""
+    def open(cls, options: StoreOptions, driver: LayerDriver | None = None) -> Store:
+        """Create the layout (section 1.2/1.3) where missing and return the store. Idempotent.
+
+        ``driver`` None: the driver :func:`resolve_driver` names, from :mod:`pallet.storage.drivers`.
+        """
+        if driver is None:
+            name = resolve_driver(options)
+            driver = GraphDriverLayers(new_driver(name, options.graph_root, rootless=options.rootless))
         if options.driver and options.driver != driver.name:
             raise ConfigError(f"store configured for driver {options.driver!r}, opened with {driver.name!r}")
         store = cls(options, driver)
