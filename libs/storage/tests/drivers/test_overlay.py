@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from drivers_support import apply_chain, check_merged_tree
+from drivers_support import apply_chain, check_merged_tree, mounted_under
 
 from pallet.storage.drivers import OverlayDriver, new_driver
 from pallet.storage.drivers.errors import DriverError, LayerExists, LayerMissing, MaxDepthExceeded, UnsupportedStore
@@ -145,3 +145,20 @@ def test_long_mount_data_uses_relative_paths(test_images, short_tmp: Path) -> No
         check_merged_tree(Path(driver.mount(parent)))
     finally:
         driver.unmount(parent)
+
+
+@root_only
+def test_mount_through_a_symlinked_graph_root(test_images, short_tmp: Path) -> None:  # type: ignore[no-untyped-def]
+    (short_tmp / "real").mkdir()
+    (short_tmp / "link").symlink_to("real")
+    driver = OverlayDriver(short_tmp / "link" / "overlay")
+    ids = apply_chain(driver, [layer.data for layer in test_images.multi_layer.layers])
+    try:
+        merged = driver.mount(ids[-1])
+        assert driver.mount(ids[-1]) == merged
+        assert mounted_under(short_tmp) == [str(short_tmp / "real" / "overlay" / ids[-1] / "merged")]
+        with pytest.raises(DriverError):
+            driver.remove(ids[-1])
+    finally:
+        driver.unmount(ids[-1])
+    assert mounted_under(short_tmp) == []

@@ -70,7 +70,7 @@ def _unescape(field: str) -> str:
 
 
 def is_mountpoint(path: str) -> bool:
-    """Whether ``path`` (absolute, normalised) is a mount point in this mount namespace."""
-    target = os.path.normpath(path)
+    """Whether ``path`` is a mount point in this mount namespace (symlinks in it resolved, as the table has them)."""
+    target = os.path.realpath(path)
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         return any(_unescape(line.split(" ", 5)[4]) == target for line in table)
