@@ -86,6 +86,15 @@ def test_errors_and_remove(tmp_path: Path) -> None:
     driver.remove(child)
     assert not driver.exists(child) and not (tmp_path / "overlay" / "l" / link).exists()
     driver.remove(child)  # a missing layer: nothing to do
+    bad = random_id()
+    driver.create(bad, base)
+    Path(driver.home, bad, "lower").write_text("l/AAAAAAAAAAAAAAAAAAAAAAAAAA,upperdir=/x")
+    with pytest.raises(DriverError):
+        driver.mount_data(bad)
+    Path(driver.home, bad, "link").write_text("../../etc")
+    with pytest.raises(DriverError):
+        driver.create(random_id(), bad)
+    driver.remove(bad)
     assert driver.exists(base) and len(os.listdir(tmp_path / "overlay" / "l")) == 1
 
 

@@ -31,13 +31,14 @@ from __future__ import annotations
 import base64
 import errno
 import os
+import re
 import stat
 from collections.abc import Sequence
 
 from pallet.storage.drivers import _mount
 from pallet.storage.drivers._fs import check_id, make_dir, remove_tree, write_file
 from pallet.storage.drivers.errors import (
-    LayerBusy, LayerExists, LayerMissing, MaxDepthExceeded, MountFailed, UnsupportedStore,
+    DriverError, LayerBusy, LayerExists, LayerMissing, MaxDepthExceeded, MountFailed, UnsupportedStore,
 )
 from pallet.storage.tarengine import WhiteoutFormat
 
@@ -46,6 +47,7 @@ LINK_LENGTH = 26
 MAX_DEPTH = 128
 BASE_DIFF_MODE = 0o555
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_SHORT_NAME = re.compile(r"[A-Z2-7]{26}")
 
 
 def new_short_name() -> str:
@@ -102,21 +104,32 @@ class OverlayDriver:
         return os.path.isdir(self._dir(layer_id))
 
     def short_name(self, layer_id: str) -> str:
-        """The layer's ``link`` file (its 26-char short name); LayerMissing if it has none."""
+        """The layer's ``link`` file (its 26-char short name); LayerMissing if it has none, DriverError if bad."""
         try:
-            with open(os.path.join(self._dir(layer_id), "link"), encoding="ascii") as file:
-                return file.read().strip()
+            with open(os.path.join(self._dir(layer_id), "link"), encoding="ascii", errors="replace") as file:
+                short = file.read().strip()
         except FileNotFoundError as exc:
             raise LayerMissing(layer_id, "no such overlay layer (no link file)") from exc
+        if not _SHORT_NAME.fullmatch(short):
+            raise DriverError(layer_id, "its link file does not hold a 26-char short name")
+        return short
 
     def lowers(self, layer_id: str) -> list[str]:
-        """The layer's ``lower`` entries (``l/<short>``, nearest parent first); [] for a base layer."""
+        """The layer's ``lower`` entries (``l/<short>``, nearest parent first); [] for a base layer.
+
+        Any other entry is a DriverError: it would end up in mount options.
+        """
         try:
-            with open(os.path.join(self._dir(layer_id), "lower"), encoding="ascii") as file:
+            with open(os.path.join(self._dir(layer_id), "lower"), encoding="ascii", errors="replace") as file:
                 text = file.read().strip()
         except FileNotFoundError:
             return []
-        return [entry for entry in text.split(":") if entry]
+        entries = [entry for entry in text.split(":") if entry]
+        for entry in entries:
+            head, _, short = entry.partition("/")
+            if head != LINK_DIR or not _SHORT_NAME.fullmatch(short):
+                raise DriverError(layer_id, "its lower file holds an entry that is not l/<short name>")
+        return entries
 
     # ------------------------------------------------------------ create / remove
 
@@ -170,21 +183,27 @@ class OverlayDriver:
             return short
 
     def _remove_link(self, layer: str) -> None:
-        """Remove ``l/<short>`` named by the layer's ``link`` file, if it points at this layer."""
+        """Remove ``l/<short>`` -> ``../<id>/diff`` for this layer.
+
+        The name comes from the ``link`` file; if that is missing or bad, every
+        entry of ``l/`` pointing at this layer is removed instead.
+        """
+        target = f"../{os.path.basename(layer)}/diff"
+        links = os.path.join(self.home, LINK_DIR)
         try:
-            with open(os.path.join(layer, "link"), encoding="ascii") as file:
+            with open(os.path.join(layer, "link"), encoding="ascii", errors="replace") as file:
                 short = file.read().strip()
         except FileNotFoundError:
-            return
-        if len(short) != LINK_LENGTH or "/" in short:
-            return
-        path = os.path.join(self.home, LINK_DIR, short)
-        try:
-            if os.readlink(path) == f"../{os.path.basename(layer)}/diff":
-                os.unlink(path)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.EINVAL):
-                raise
+            short = ""
+        names = [short] if _SHORT_NAME.fullmatch(short) else sorted(os.listdir(links))
+        for name in names:
+            path = os.path.join(links, name)
+            try:
+                if os.readlink(path) == target:
+                    os.unlink(path)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                    raise
 
     def remove(self, layer_id: str) -> None:
         """Remove the short link and the layer's directory; LayerBusy while ``merged/`` is mounted.
