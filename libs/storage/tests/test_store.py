@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -273,20 +274,22 @@ def test_delete_image_refused_while_a_container_uses_it(roots: Roots, test_image
 
 
 class SlowStream(io.RawIOBase):
-    """Hands out ``data`` in 512-byte reads; after the first read it signals ``ready`` and then crawls."""
+    """Hands out ``data`` in ``chunk``-byte reads; after the first read it signals ``ready`` and then crawls."""
 
-    def __init__(self, data: bytes, ready: int) -> None:
+    def __init__(self, data: bytes, ready: int = -1, chunk: int = 512, pause: float = 0.2) -> None:
         self._data = data
         self._pos = 0
         self._ready = ready
+        self._chunk = chunk
+        self._pause = pause
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         if self._pos:
-            time.sleep(0.2)
-        chunk = self._data[self._pos:self._pos + min(512, len(buffer))]
+            time.sleep(self._pause)
+        chunk = self._data[self._pos:self._pos + min(self._chunk, len(buffer))]
         buffer[:len(chunk)] = chunk
         self._pos += len(chunk)
         if self._ready >= 0:
@@ -530,3 +533,44 @@ def test_the_driver_package_behind_the_store_and_podman_runs_the_image(
     with store.writing() as view:
         assert len(view.delete_image(image_id)) == 3
     assert str(roots.root) not in Path("/proc/self/mounts").read_text()  # run --rm unmounted its layer
+
+
+def _slow_pull(roots: Roots, image: images.TestImage) -> None:
+    """put_image with every layer streamed slowly (16 KiB every 10 ms)."""
+    store, parent = roots.open(), ""
+    with store.writing() as view:
+        for layer in image.layers:
+            layer_id = records.layer_chain_id(parent, layer.diff_id)
+            if not any(known.id == layer_id for known in view.layers()):
+                stream = SlowStream(layer.data, chunk=16384, pause=0.01)
+                view.create_layer(parent, stream, layer_id=layer_id, uncompressed_digest=layer.diff_id)  # type: ignore[arg-type]
+            parent = layer_id
+    put_image(store, image, ["localhost/multi:v1"])
+
+
+def test_sigkill_of_a_pull_at_random_points_then_ours_and_podman_work_and_a_repull_succeeds(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    image = test_images.multi_layer
+    chance = random.Random(20261128)
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _slow_pull(roots, image)
+            finally:
+                os._exit(0)
+        time.sleep(chance.uniform(0.0, 1.2))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        roots.podman("images")  # podman copes with whatever we left (its write load drops a half-layer)
+        with roots.open().writing() as view:
+            assert all(not layer.incomplete for layer in view.layers())
+            for found in view.images():
+                view.delete_image(found.id)
+            for layer in reversed(view.layers()):  # complete layers of a cut-off pull: a fresh pull next time
+                view.delete_layer(layer.id)
+        raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text()) or []
+        assert all("flags" not in record for record in raw)
+        assert {record["id"] for record in raw} == {path.name for path in (roots.root / "vfs" / "dir").iterdir()}
+    image_id = put_image(roots.open(), image, ["localhost/multi:v1"])
+    assert json.loads(roots.podman("images", "--format", "json"))[0]["Id"] == image_id

@@ -76,8 +76,12 @@ class ImageStore:
 
     def create(self, image_id: str, top_layer: str, names: Sequence[str], metadata: str,
                big_data: Sequence[tuple[str, bytes]], created: str) -> Image:
-        """Add an image record, then its big data in the order given, saving after each step.
+        """Add an image record with its big data (items in the order given), in one save.
 
+        The big-data files are written first and the record last, so a killed
+        process never leaves an image without its manifest (podman 4.3's
+        ``images`` fails on such an image); at worst an unreferenced
+        ``<id>/`` directory stays, which a later create of that ID reuses.
         Not idempotent: an existing ID raises DuplicateID, a name held by
         another image DuplicateName (move it afterwards with add_names).
         """
@@ -92,18 +96,20 @@ class ImageStore:
                     raise DuplicateName(name, image.id)
         image = Image(id=image_id, names=wanted, names_history=list(reversed(wanted)), top_layer=top_layer,
                       metadata=metadata, created=created or records.now_time())
+        for key, data in big_data:
+            self._put_big_data(image, key, data)
         self.images.append(image)
         self.save()
-        for key, data in big_data:
-            self.set_big_data(image, key, data)
         return image
 
     def set_big_data(self, image: Image, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` (file named as makeBigDataBaseName names it), then save. Idempotent.
+        """Store ``data`` under ``key`` (file named as makeBigDataBaseName names it), then save. Idempotent."""
+        self._put_big_data(image, key, data)
+        self.save()
 
-        The digest of a ``manifest*`` key is the manifest digest; the first
-        such item fills ``digest`` when it is empty.
-        """
+    def _put_big_data(self, image: Image, key: str, data: bytes) -> None:
+        """Write the file and note it in the record (not saved). A ``manifest*`` key's digest is the
+        manifest digest; the first such item fills ``digest`` when it is empty."""
         directory = os.path.join(self.directory, image.id)
         os.makedirs(directory, 0o700, exist_ok=True)
         records.atomic_write(os.path.join(directory, records.big_data_file_name(key)), data)
@@ -114,7 +120,6 @@ class ImageStore:
         image.big_data_digests[key] = value
         if key.startswith("manifest") and not image.digest:
             image.digest = value
-        self.save()
 
     def big_data(self, image: Image, key: str) -> bytes:
         """The bytes stored under ``key`` (FileNotFoundError when absent). Read-only."""
