@@ -574,3 +574,40 @@ def test_sigkill_of_a_pull_at_random_points_then_ours_and_podman_work_and_a_repu
         assert {record["id"] for record in raw} == {path.name for path in (roots.root / "vfs" / "dir").iterdir()}
     image_id = put_image(roots.open(), image, ["localhost/multi:v1"])
     assert json.loads(roots.podman("images", "--format", "json"))[0]["Id"] == image_id
+
+
+def test_four_processes_pulling_and_deleting_images_that_share_layers_leave_no_orphan(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    multi = test_images.multi_layer
+    variants = [images.make_image(multi.layers[:depth], labels={"worker": str(n)}) for n, depth in enumerate((1, 2, 3, 1))]
+    roots.open()
+    pids = []
+    for worker, image in enumerate(variants):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                store = roots.open()
+                for _ in range(5):
+                    image_id = put_image(store, image, [f"localhost/w{worker}:1"])
+                    with store.writing() as view:
+                        view.delete_image(image_id)
+                put_image(store, image, [f"localhost/w{worker}:1"])
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    with roots.open().reading() as view:
+        layers = {layer.id: layer for layer in view.layers()}
+        assert len(view.images()) == 4 and len(layers) == 3
+        for record in view.images():  # every image's chain is there
+            layer_id = record.top_layer
+            while layer_id:
+                layer_id = layers[layer_id].parent
+    raw = json.loads((roots.root / "vfs-layers" / "layers.json").read_text())
+    assert all("flags" not in record for record in raw)
+    assert {path.name for path in (roots.root / "vfs" / "dir").iterdir()} == set(layers)
+    assert {path.name for path in (roots.root / "vfs-layers").glob("*.tar-split.gz")} == {f"{i}.tar-split.gz" for i in layers}
+    listed = json.loads(roots.podman("images", "--format", "json"))
+    assert sorted(name for entry in listed for name in entry["Names"]) == [f"localhost/w{n}:1" for n in range(4)]
