@@ -136,6 +136,19 @@ def test_every_write_records_a_new_token_and_another_store_reloads(roots: Roots,
     assert second.lookup_image("localhost/multi:v2").id == image_id
 
 
+def test_layers_reload_on_an_mtime_change_even_without_a_new_token(roots: Roots, test_images: Any) -> None:
+    store = roots.open()
+    put_image(store, test_images.single_layer, ["localhost/a:1"])
+    assert store.lookup_image("localhost/a:1")
+    path = roots.root / "vfs-layers" / "layers.json"
+    raw = json.loads(path.read_text())
+    raw[0]["names"] = ["renamed-elsewhere"]
+    time.sleep(0.01)
+    records.atomic_write(str(path), json.dumps(raw).encode())  # a writer that forgot the token
+    with store.reading() as view:
+        assert view.layer("renamed-elsewhere").id == raw[0]["id"]
+
+
 def test_wrong_driver_refused(roots: Roots) -> None:
     with pytest.raises(errors.ConfigError):
         Store.open(StoreOptions(str(roots.root), str(roots.run), driver="overlay"), VfsDriver(str(roots.root)))
