@@ -1,0 +1,427 @@
+"""The ``containers-storage:`` transport: images in a containers/storage store, as c/image 5.23 keeps them.
+
+``containers-storage:[DRIVER@GRAPHROOT+RUNROOT]NAME[:TAG|@DIGEST]`` names an
+image in an explicit store; ``containers-storage:NAME`` one in the default
+store (storage.conf, resolved by :func:`pallet.storage.config.resolve_store_options`
+from the context's environment and home, else this process's). NAME is
+normalized as c/image does (``busybox`` -> ``docker.io/library/busybox:latest``).
+A source may also name an image by its full ID instead of NAME.
+
+- Destination: stores single-image manifests only (OCI and Docker schema2;
+  ``supported_manifest_types`` lists them, so the copy engine picks one
+  instance of an index and converts what needs it). ``put_blob`` streams each
+  blob to a temp file in the store's ``tmp`` directory, verified against the
+  digest/size given (a mismatch keeps nothing); the config is also kept in
+  memory. ``put_manifest`` keeps the manifest. Nothing is written into the
+  store before ``commit``, which creates the layers in manifest order (a layer
+  whose chain ID already exists is reused, as c/image does: layer ID = chain
+  ID of the config's diff_ids), then the image (ID = config digest hex, the
+  reference's name moved to it, big data as :func:`pulled_big_data` orders
+  it; an image with that ID already there gets the name and the big data).
+  Temp files are removed by ``commit`` and by ``close``.
+- Source: the manifest stored as big data, the config, and each layer as
+  ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
+  source does for layers it only holds uncompressed, the manifest served is
+  REWRITTEN: every layer descriptor gets the layer's uncompressed digest and
+  size and the plain tar media type of its manifest family; so the manifest
+  served differs (and digests differently) from the one stored when the
+  layers were pulled compressed. Blobs are read by digest: the config's, or a
+  layer's uncompressed digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from pallet.oci import mediatypes
+from pallet.oci import reference as oci_reference
+from pallet.oci.digest import Digest, Digester, VerifyingReader, verify_bytes
+from pallet.oci.errors import (
+    InvalidImageName,
+    InvalidReference,
+    LocalImageNotFound,
+    ManifestTypeRejected,
+    SizeMismatch,
+    TransportError,
+)
+from pallet.oci.transports.base import (
+    BlobInfo,
+    ImageDestination,
+    ImageReference,
+    ImageSource,
+    ImageTransport,
+    SystemContext,
+)
+from pallet.storage import records
+from pallet.storage.config import Host, StoreOptions, resolve_store_options
+from pallet.storage.errors import LayerNotFound, NotFound
+from pallet.storage.image_store import pulled_big_data
+from pallet.storage.records import Image
+from pallet.storage.store import Store
+
+NAME = "containers-storage"
+
+#: Single-image manifest types a destination stores, preferred first.
+DESTINATION_TYPES = (mediatypes.OCI_MANIFEST, mediatypes.DOCKER_MANIFEST)
+
+_CHUNK = 1 << 20
+_STORE_SPEC = re.compile(r"^\[(?:(?P<driver>[^@\]]*)@)?(?P<root>[^+\]]+)(?:\+(?P<run>[^\]]+))?\]")
+
+
+class StorageTransport(ImageTransport):
+    """``containers-storage:[DRIVER@GRAPHROOT+RUNROOT]NAME[:TAG|@DIGEST]``."""
+
+    name = NAME
+
+    def parse_reference(self, text: str) -> StorageReference:
+        """Parse the text after ``containers-storage:`` (InvalidImageName when it is wrong).
+
+        The store spec needs absolute roots; the name is normalized and gets
+        ``:latest`` when it has neither tag nor digest. A bare 64-hex ID (or
+        ``@ID``) names an image by ID.
+        """
+        driver = graph_root = run_root = ""
+        rest = text
+        if text.startswith("["):
+            match = _STORE_SPEC.match(text)
+            if match is None:
+                raise InvalidImageName(NAME, text, "expected [DRIVER@GRAPHROOT+RUNROOT]NAME")
+            driver, graph_root, run_root = match["driver"] or "", match["root"], match["run"] or ""
+            if not os.path.isabs(graph_root) or (run_root and not os.path.isabs(run_root)):
+                raise InvalidImageName(NAME, text, "the graph root and run root must be absolute paths")
+            rest = text[match.end():]
+        image_id = ""
+        name = ""
+        candidate = rest[1:] if rest.startswith("@") else rest
+        if records.valid_id(candidate):
+            image_id = candidate
+        elif rest:
+            try:
+                name = str(oci_reference.with_default_tag(oci_reference.parse_normalized(rest)))
+            except InvalidReference as error:
+                raise InvalidImageName(NAME, text, str(error)) from error
+        else:
+            raise InvalidImageName(NAME, text, "no image name or ID")
+        return StorageReference(driver, graph_root, run_root, name, image_id)
+
+
+@dataclass(frozen=True, eq=False)
+class StorageReference(ImageReference):
+    """An image in a store: ``name`` (normalized, tagged or digested) or ``image_id``; roots "" for the default store."""
+
+    driver: str
+    graph_root: str
+    run_root: str
+    name: str = ""
+    image_id: str = ""
+
+    @property
+    def transport(self) -> ImageTransport:
+        return TRANSPORT
+
+    def string_within_transport(self) -> str:
+        spec = ""
+        if self.graph_root:
+            driver = f"{self.driver}@" if self.driver else ""
+            run = f"+{self.run_root}" if self.run_root else ""
+            spec = f"[{driver}{self.graph_root}{run}]"
+        return spec + (self.name or f"@{self.image_id}")
+
+    def docker_reference(self) -> oci_reference.Reference | None:
+        return oci_reference.parse(self.name) if self.name else None
+
+    def store_options(self, context: SystemContext) -> StoreOptions:
+        """The store this reference names: the bracketed one, else the default (roots/driver filled from it)."""
+        if self.graph_root and self.run_root:
+            return StoreOptions(graph_root=self.graph_root, run_root=self.run_root, driver=self.driver)
+        if context.environ is not None:
+            env = dict(context.environ)
+            uid = os.geteuid()
+            host = Host(env=env, uid=uid, euid=uid, home=str(context.home or env.get("HOME", "")))
+        else:
+            host = Host.current()
+        default = resolve_store_options(host)
+        if not self.graph_root:
+            return default
+        return StoreOptions(graph_root=self.graph_root, run_root=self.run_root or default.run_root,
+                            driver=self.driver or default.driver, driver_options=default.driver_options,
+                            rootless=default.rootless, rootless_uid=default.rootless_uid)
+
+    def open_store(self, context: SystemContext) -> Store:
+        return Store.open(self.store_options(context))
+
+    def new_source(self, context: SystemContext) -> StorageSource:
+        return StorageSource.open(self, self.open_store(context))
+
+    def new_destination(self, context: SystemContext) -> StorageDestination:
+        if not self.name:
+            raise InvalidImageName(NAME, self.string_within_transport(), "a destination needs an image name")
+        return StorageDestination(self, self.open_store(context))
+
+
+def _layer_tar_type(manifest_type: str) -> str:
+    return mediatypes.DOCKER_LAYER_TAR if manifest_type == mediatypes.DOCKER_MANIFEST else mediatypes.OCI_LAYER_TAR
+
+
+def _manifest_type(raw: bytes, declared: str = "") -> str:
+    base = mediatypes.base_media_type(declared)
+    if base:
+        return base
+    document = json.loads(raw)
+    media_type = document.get("mediaType", "") if isinstance(document, dict) else ""
+    if isinstance(media_type, str) and media_type:
+        return media_type
+    return mediatypes.OCI_MANIFEST
+
+
+class StorageSource(ImageSource):
+    """Reads one image of a store; the image is looked up once, when opened. Not thread-safe for blobs."""
+
+    def __init__(self, reference: StorageReference, store: Store, image: Image) -> None:
+        self._reference = reference
+        self._store = store
+        self._image = image
+        self._diff_ids: dict[str, tuple[str, int]] = {}  # uncompressed digest -> (layer ID, size)
+
+    @classmethod
+    def open(cls, reference: StorageReference, store: Store) -> StorageSource:
+        """Look the image up (LocalImageNotFound when the store has no such image)."""
+        wanted = reference.image_id or reference.name
+        try:
+            image = store.lookup_image(wanted)
+        except NotFound as error:
+            raise LocalImageNotFound(f"no image {wanted} in {store.options.graph_root}") from error
+        source = cls(reference, store, image)
+        with store.reading() as view:
+            layer_id = image.top_layer
+            while layer_id:
+                layer = view.layer(layer_id)
+                source._diff_ids.setdefault(layer.uncompressed_digest, (layer.id, layer.uncompressed_size))
+                layer_id = layer.parent
+        return source
+
+    @property
+    def reference(self) -> ImageReference:
+        return self._reference
+
+    def _big_data(self, key: str) -> bytes:
+        try:
+            with self._store.reading() as view:
+                return view.image_big_data(self._image.id, key)
+        except (FileNotFoundError, NotFound) as error:
+            raise LocalImageNotFound(f"{self._reference}: image {self._image.id} has no {key!r}") from error
+
+    def get_manifest(self, instance_digest: Digest | None = None) -> tuple[bytes, str]:
+        """The stored manifest with its layers rewritten to the uncompressed diffs this source serves.
+
+        ``instance_digest`` selects a stored ``manifest-<digest>`` item (verified
+        against that digest before the rewrite).
+        """
+        if instance_digest is not None:
+            raw = self._big_data(f"manifest-{instance_digest}")
+            verify_bytes(raw, instance_digest)
+        else:
+            digest = self._reference_digest()
+            raw = self._big_data(f"manifest-{digest}" if digest else "manifest")
+            if digest:
+                verify_bytes(raw, Digest.parse(digest))
+        media_type = _manifest_type(raw)
+        if media_type not in DESTINATION_TYPES:
+            return raw, media_type
+        return self._rewrite(raw, media_type), media_type
+
+    def _reference_digest(self) -> str:
+        if self._reference.name and "@" in self._reference.name:
+            return self._reference.name.rsplit("@", 1)[1]
+        return ""
+
+    def _rewrite(self, raw: bytes, media_type: str) -> bytes:
+        document: dict[str, Any] = json.loads(raw)
+        config = json.loads(self._big_data(str(document["config"]["digest"])))
+        diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
+        layers: list[dict[str, Any]] = document.get("layers", [])
+        if len(diff_ids) != len(layers):
+            raise TransportError(f"{self._reference}: the config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
+        for descriptor, diff_id in zip(layers, diff_ids, strict=True):
+            if diff_id not in self._diff_ids:
+                raise TransportError(f"{self._reference}: no layer of the image has diff {diff_id}")
+            descriptor["digest"] = diff_id
+            descriptor["size"] = self._diff_ids[diff_id][1]
+            descriptor["mediaType"] = _layer_tar_type(media_type)
+            descriptor.pop("annotations", None)
+            descriptor.pop("urls", None)
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    def get_blob(self, info: BlobInfo) -> tuple[BinaryIO, int]:
+        """The config's bytes, or a layer's uncompressed tar rebuilt from tar-split (spooled to a temp file)."""
+        if info.digest is None:
+            raise TransportError(f"{self._reference}: a blob can only be read by digest")
+        wanted = str(info.digest)
+        if wanted in self._diff_ids:
+            layer_id, _ = self._diff_ids[wanted]
+            out = tempfile.TemporaryFile(dir=os.path.join(self._store.options.graph_root, "tmp"))
+            try:
+                with self._store.reading() as view:
+                    _, size = view.layer_diff(layer_id, out)
+                out.seek(0)
+            except BaseException:
+                out.close()
+                raise
+            return out, size
+        try:
+            with self._store.reading() as view:
+                data = view.image_big_data(self._image.id, wanted)
+        except (FileNotFoundError, NotFound) as error:
+            raise LocalImageNotFound(f"{self._reference}: no blob {wanted} in image {self._image.id}") from error
+        return io.BytesIO(data), len(data)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    path: str
+    digest: str
+    size: int
+
+
+class StorageDestination(ImageDestination):
+    """Writes one image into a store at ``commit``; until then blobs are temp files in the store's ``tmp``.
+
+    ``put_blob`` may be called from several threads; manifests and ``commit`` from one.
+    """
+
+    def __init__(self, reference: StorageReference, store: Store) -> None:
+        self._reference = reference
+        self._store = store
+        self._tmp = os.path.join(store.options.graph_root, "tmp")
+        self._blobs: dict[str, _Staged] = {}
+        self._config: tuple[str, bytes] | None = None
+        self._manifest: tuple[bytes, str] | None = None
+        self._lock = threading.Lock()
+        self._committed = False
+
+    @property
+    def reference(self) -> ImageReference:
+        return self._reference
+
+    def supported_manifest_types(self) -> tuple[str, ...]:
+        return DESTINATION_TYPES
+
+    def has_threadsafe_put_blob(self) -> bool:
+        return True
+
+    def put_blob(self, stream: BinaryIO, info: BlobInfo, *, is_config: bool = False) -> BlobInfo:
+        """Stream to a temp file, verified against ``info`` (digest computed when unknown); nothing kept on failure."""
+        fd, path = tempfile.mkstemp(prefix="pallet-blob-", dir=self._tmp)
+        kept = False
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if info.digest is not None:
+                    reader = VerifyingReader(stream, info.digest, info.size if info.size >= 0 else None)
+                    while chunk := reader.read(_CHUNK):
+                        out.write(chunk)
+                    reader.verify()
+                    digest, size = str(info.digest), reader.bytes_read
+                else:
+                    digester = Digester("sha256")
+                    while chunk := stream.read(_CHUNK):
+                        digester.update(chunk)
+                        out.write(chunk)
+                    if 0 <= info.size != digester.size:
+                        raise SizeMismatch(info.size, digester.size)
+                    digest, size = str(digester.digest()), digester.size
+            staged = _Staged(path, digest, size)
+            config = None
+            if is_config:
+                with open(path, "rb") as handle:
+                    config = handle.read()
+            with self._lock:
+                old = self._blobs.get(digest)
+                self._blobs[digest] = staged
+                if config is not None:
+                    self._config = (digest, config)
+            if old is not None:
+                _unlink(old.path)
+            kept = True
+        finally:
+            if not kept:
+                _unlink(path)
+        return BlobInfo(Digest.parse(digest), size, info.media_type, info.urls, info.annotations)
+
+    def put_manifest(self, raw: bytes, media_type: str, instance_digest: Digest | None = None) -> None:
+        """Keep the top-level single-image manifest (ManifestTypeRejected for anything else)."""
+        kind = _manifest_type(raw, media_type)
+        if kind not in DESTINATION_TYPES or instance_digest is not None:
+            raise ManifestTypeRejected(kind, DESTINATION_TYPES, "containers-storage: stores one image manifest")
+        self._manifest = (raw, kind)
+
+    def commit(self) -> None:
+        """Create the layers (reusing existing chains), then the image with its name and big data; drop temps."""
+        if self._manifest is None or self._config is None:
+            raise TransportError(f"{self._reference}: commit without a manifest and a config")
+        raw, _ = self._manifest
+        document: dict[str, Any] = json.loads(raw)
+        config_digest, config = self._config
+        if str(document["config"]["digest"]) != config_digest:
+            raise TransportError(f"{self._reference}: the manifest's config is not the config written")
+        diff_ids: list[str] = list(json.loads(config).get("rootfs", {}).get("diff_ids", []))
+        layers: list[dict[str, Any]] = document.get("layers", [])
+        if len(diff_ids) != len(layers):
+            raise TransportError(f"{self._reference}: the config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
+        staged = []
+        for descriptor in layers:
+            blob = self._blobs.get(str(descriptor["digest"]))
+            if blob is None:
+                raise TransportError(f"{self._reference}: layer {descriptor['digest']} was not written")
+            staged.append(blob)
+        manifest_digest = _sha256(raw)
+        image_id = records.image_id_for_config(config_digest)
+        with self._store.writing() as view:
+            parent = ""
+            for blob, diff_id in zip(staged, diff_ids, strict=True):
+                layer_id = records.layer_chain_id(parent, diff_id)
+                try:
+                    view.layer(layer_id)
+                except LayerNotFound:
+                    with open(blob.path, "rb") as diff:
+                        view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id)
+                parent = layer_id
+            big_data = pulled_big_data(config_digest, config, manifest_digest, raw)
+            try:
+                view.lookup_image(image_id)
+            except NotFound:
+                view.create_image(image_id, parent, (), big_data=big_data)
+            else:
+                for key, data in big_data:
+                    view.set_image_big_data(image_id, key, data)
+            view.add_names(image_id, [self._reference.name])
+        self._committed = True
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temp files; idempotent."""
+        with self._lock:
+            blobs, self._blobs = list(self._blobs.values()), {}
+        for blob in blobs:
+            _unlink(blob.path)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+TRANSPORT = StorageTransport()

@@ -1,0 +1,165 @@
+"""containers-storage: transport: copied in with our copy engine, checked with the real podman and skopeo, copied back out."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet.oci.copy import Policy, copy_image
+from pallet.oci.digest import Digest
+from pallet.oci.errors import DigestMismatch, InvalidImageName, LocalImageNotFound, ManifestTypeRejected
+from pallet.oci.transports import default_transports
+from pallet.oci.transports.base import BlobInfo, SystemContext
+from pallet.storage.config import StoreOptions
+from pallet.storage.store import Store
+from pallet.storage.transport import TRANSPORT, StorageReference
+from pallet_testing.images import write_oci_layout
+
+CTX = SystemContext()
+
+
+@dataclass
+class Roots:
+    root: Path
+    run: Path
+
+    def spec(self, name: str) -> str:
+        return f"containers-storage:[vfs@{self.root}+{self.run}]{name}"
+
+    def open(self) -> Store:
+        return Store.open(StoreOptions(graph_root=str(self.root), run_root=str(self.run), driver="vfs"))
+
+    def podman(self, *args: str) -> str:
+        argv = ["podman", "--root", str(self.root), "--runroot", str(self.run), "--tmpdir", str(self.run / "libpod"),
+                "--storage-driver", "vfs", *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def roots() -> Iterator[Roots]:
+    """A graph root and a run root under /tmp (podman wants a run root shorter than 50 characters)."""
+    base = Path(tempfile.mkdtemp(prefix="pallet-cs-", dir="/tmp"))
+    yield Roots(base / "root", base / "run")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _copy(source: str, dest: str) -> None:
+    transports = default_transports()
+    copy_image(transports.parse_image_name(source), transports.parse_image_name(dest), policy=Policy.accept_anything())
+
+
+def _layout_image(out: Path, ref: str) -> tuple[dict[str, Any], bytes]:
+    index = json.loads((out / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+    manifest = json.loads(_blob(out, entry["digest"]))
+    return manifest, _blob(out, manifest["config"]["digest"])
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _plain(blob: bytes) -> bytes:
+    return gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+
+
+def test_parse_reference_round_trips_and_normalizes() -> None:
+    ref = TRANSPORT.parse_reference("[vfs@/var/a+/run/b]busybox")
+    assert isinstance(ref, StorageReference)
+    assert ref.string_within_transport() == "[vfs@/var/a+/run/b]docker.io/library/busybox:latest"
+    assert TRANSPORT.parse_reference(ref.string_within_transport()) == ref
+    assert str(ref.docker_reference()) == "docker.io/library/busybox:latest"
+    assert str(TRANSPORT.parse_reference("localhost/pallet/multi:v1")) == "containers-storage:localhost/pallet/multi:v1"
+    by_id = TRANSPORT.parse_reference("[vfs@/a+/b]@" + "a" * 64)
+    assert by_id.image_id == "a" * 64 and by_id.name == ""
+    assert default_transports().parse_image_name("containers-storage:[vfs@/a+/b]x:1") == TRANSPORT.parse_reference("[vfs@/a+/b]x:1")
+    for bad in ("", "[vfs@relative+/b]x", "[vfs@/a+/b", "[vfs@/a+/b]UPPER", "[vfs@/a+/b]"):
+        with pytest.raises(InvalidImageName):
+            TRANSPORT.parse_reference(bad)
+
+
+def test_copy_in_seen_by_podman_and_skopeo_then_copied_out(
+        roots: Roots, test_images: Any, podman: str, skopeo: str, tmp_path: Path) -> None:
+    image = test_images.multi_layer
+    assert all(_plain(layer.data) != layer.data for layer in image.layers)  # compressed: the source must rewrite
+    layout = write_oci_layout(tmp_path / "in", {"v1": image})
+    _copy(f"oci:{layout}:v1", roots.spec("localhost/pallet/multi:v1"))
+    assert not list((roots.root / "tmp").iterdir())  # temps removed by commit
+
+    image_id = image.config.digest.split(":", 1)[1]
+    (listed,) = json.loads(roots.podman("images", "--format", "json"))
+    assert listed["Id"] == image_id
+    assert listed["Names"] == ["localhost/pallet/multi:v1"]
+
+    diff_ids = [layer.diff_id for layer in image.layers]
+    skopeo_out = tmp_path / "skopeo"
+    result = subprocess.run([skopeo, "copy", "--quiet", "--insecure-policy", roots.spec("localhost/pallet/multi:v1"),
+                             f"oci:{skopeo_out}:v1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    manifest, config = _layout_image(skopeo_out, "v1")
+    assert config == image.config.data
+    assert json.loads(config)["rootfs"]["diff_ids"] == diff_ids
+    assert ["sha256:" + hashlib.sha256(_plain(_blob(skopeo_out, d["digest"]))).hexdigest()
+            for d in manifest["layers"]] == diff_ids
+
+    ours = tmp_path / "ours"
+    _copy(roots.spec("localhost/pallet/multi:v1"), f"oci:{ours}:v1")
+    manifest, config = _layout_image(ours, "v1")
+    assert config == image.config.data
+    assert ["sha256:" + hashlib.sha256(_plain(_blob(ours, d["digest"]))).hexdigest()
+            for d in manifest["layers"]] == diff_ids
+
+    with TRANSPORT.parse_reference(f"[vfs@{roots.root}+{roots.run}]@{image_id}").new_source(CTX) as source:
+        raw, media_type = source.get_manifest()
+        served = json.loads(raw)
+        assert [d["digest"] for d in served["layers"]] == diff_ids  # rewritten to the uncompressed diffs
+        assert {d["mediaType"] for d in served["layers"]} == {"application/vnd.oci.image.layer.v1.tar"}
+        stream, size = source.get_blob(BlobInfo(Digest.parse(diff_ids[0])))
+        with stream:
+            data = stream.read()
+        assert size == len(data) and "sha256:" + hashlib.sha256(data).hexdigest() == diff_ids[0]
+
+
+def test_second_copy_reuses_layers_and_moves_the_name(roots: Roots, test_images: Any, tmp_path: Path) -> None:
+    image = test_images.multi_layer
+    layout = write_oci_layout(tmp_path / "in", {"v1": image})
+    _copy(f"oci:{layout}:v1", roots.spec("localhost/a:1"))
+    with roots.open().reading() as view:
+        layers_before = [layer.id for layer in view.layers()]
+    _copy(f"oci:{layout}:v1", roots.spec("localhost/b:1"))
+    store = roots.open()
+    with store.reading() as view:
+        assert sorted(layer.id for layer in view.layers()) == sorted(layers_before)
+        (only,) = view.images()
+    assert only.names == ["localhost/a:1", "localhost/b:1"]
+
+
+def test_destination_keeps_nothing_of_a_bad_blob_or_an_uncommitted_image(roots: Roots, test_images: Any) -> None:
+    image = test_images.multi_layer
+    ref = TRANSPORT.parse_reference(f"[vfs@{roots.root}+{roots.run}]localhost/x:1")
+    with ref.new_destination(CTX) as dest:
+        layer = image.layers[0]
+        with pytest.raises(DigestMismatch):
+            corrupt = layer.data[:-1] + bytes([layer.data[-1] ^ 1])
+            dest.put_blob(io.BytesIO(corrupt), BlobInfo(Digest.parse(layer.digest), len(layer.data)))
+        assert not list((roots.root / "tmp").iterdir())
+        dest.put_blob(io.BytesIO(image.config.data), BlobInfo(Digest.parse(image.config.digest)), is_config=True)
+        with pytest.raises(ManifestTypeRejected):
+            dest.put_manifest(b'{"schemaVersion":2,"manifests":[]}', "application/vnd.oci.image.index.v1+json")
+    assert not list((roots.root / "tmp").iterdir())
+    assert roots.open().images() == []
+    with pytest.raises(LocalImageNotFound):
+        ref.new_source(CTX)
