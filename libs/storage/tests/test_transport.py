@@ -103,6 +103,10 @@ def test_copy_in_seen_by_podman_and_skopeo_then_copied_out(
     (listed,) = json.loads(roots.podman("images", "--format", "json"))
     assert listed["Id"] == image_id
     assert listed["Names"] == ["localhost/pallet/multi:v1"]
+    created = json.loads(image.config.data)["created"]
+    assert roots.open().lookup_image(image_id).created == created  # the record, as c/image sets it
+    inspected = json.loads(roots.podman("image", "inspect", image_id))
+    assert inspected[0]["Created"] == created
 
     diff_ids = [layer.diff_id for layer in image.layers]
     skopeo_out = tmp_path / "skopeo"

@@ -17,7 +17,8 @@ A source may also name an image by its full ID instead of NAME.
   whose chain ID already exists is reused, as c/image does: layer ID = chain
   ID of the config's diff_ids), then the image (ID = config digest hex, the
   reference's name moved to it, big data as :func:`pulled_big_data` orders
-  it; an image with that ID already there gets the name and the big data).
+  it, created at the config's ``created``; an image with that ID already
+  there gets the name and the big data).
   Temp files are removed by ``commit`` and by ``close``.
 - Source: the manifest stored as big data, the config, and each layer as
   ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
@@ -371,7 +372,9 @@ class StorageDestination(ImageDestination):
         config_digest, config = self._config
         if str(document["config"]["digest"]) != config_digest:
             raise TransportError(f"{self._reference}: the manifest's config is not the config written")
-        diff_ids: list[str] = list(json.loads(config).get("rootfs", {}).get("diff_ids", []))
+        config_doc = json.loads(config)
+        diff_ids: list[str] = list(config_doc.get("rootfs", {}).get("diff_ids", []))
+        created = _created(config_doc)
         layers: list[dict[str, Any]] = document.get("layers", [])
         if len(diff_ids) != len(layers):
             raise TransportError(f"{self._reference}: the config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
@@ -397,7 +400,7 @@ class StorageDestination(ImageDestination):
             try:
                 view.lookup_image(image_id)
             except NotFound:
-                view.create_image(image_id, parent, (), big_data=big_data)
+                view.create_image(image_id, parent, (), big_data=big_data, created=created)
             else:
                 for key, data in big_data:
                     view.set_image_big_data(image_id, key, data)
@@ -411,6 +414,17 @@ class StorageDestination(ImageDestination):
             blobs, self._blobs = list(self._blobs.values()), {}
         for blob in blobs:
             _unlink(blob.path)
+
+
+def _created(config: Any) -> str:
+    """The config's ``created`` as Go prints it (c/image's image creation date), "" (now) when absent or invalid."""
+    value = config.get("created") if isinstance(config, dict) else None
+    if not isinstance(value, str):
+        return ""
+    try:
+        return records.normalize_time(value)
+    except ValueError:
+        return ""
 
 
 def _sha256(data: bytes) -> str:
