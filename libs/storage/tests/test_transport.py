@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pallet.oci.copy import Policy, copy_image
+from pallet.oci.copy import CopyOptions, Policy, copy_image
 from pallet.oci.digest import Digest
 from pallet.oci.errors import DigestMismatch, InvalidImageName, LocalImageNotFound, ManifestTypeRejected
 from pallet.oci.transports import default_transports
@@ -167,3 +167,17 @@ def test_destination_keeps_nothing_of_a_bad_blob_or_an_uncommitted_image(roots: 
     assert roots.open().images() == []
     with pytest.raises(LocalImageNotFound):
         ref.new_source(CTX)
+
+
+def test_default_store_comes_from_storage_conf_in_the_context(roots: Roots, test_images: Any, tmp_path: Path) -> None:
+    conf = tmp_path / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{roots.root}"\nrunroot = "{roots.run}"\n')
+    context = SystemContext(environ=(("CONTAINERS_STORAGE_CONF", str(conf)), ("HOME", str(tmp_path))), home=tmp_path)
+    layout = write_oci_layout(tmp_path / "in", {"v1": test_images.multi_layer})
+    transports = default_transports()
+    dest = transports.parse_image_name("containers-storage:localhost/pallet/multi:v1")
+    copy_image(transports.parse_image_name(f"oci:{layout}:v1"), dest, CopyOptions(dest_context=context),
+               policy=Policy.accept_anything())
+    assert roots.open().lookup_image("localhost/pallet/multi:v1").id == test_images.multi_layer.config.digest[7:]
+    with dest.new_source(context) as source:
+        assert json.loads(source.get_manifest()[0])["config"]["digest"] == test_images.multi_layer.config.digest
