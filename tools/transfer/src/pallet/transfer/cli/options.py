@@ -136,3 +136,14 @@ def context_from_flags(
     flags = {name: values[f"{prefix}{name}"] for name in _IMAGE_FLAGS}
     flags["authfile"] = flags["authfile"] or authfile
     return system_context(**flags, prefix=prefix.replace("_", "-"), globals_=globals_)
+
+
+def manifest_format(value: str | None) -> str | None:
+    """``--format`` of copy and sync: oci or v2s2 (v2s1, schema1, is refused as deprecated)."""
+    if value is None:
+        return None
+    if value == "v2s1":
+        raise typer.BadParameter("v2s1 (Docker schema1) is deprecated and not supported: use oci or v2s2")
+    if value not in ("oci", "v2s2"):
+        raise typer.BadParameter(f"unknown format {value!r}: use oci or v2s2")
+    return value

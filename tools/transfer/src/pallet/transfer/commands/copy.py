@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags
+from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags, manifest_format
 
 
 def command(
@@ -56,7 +56,7 @@ def command(
     try:
         options = CopyOptions(
             multi_arch="all" if all_ else (multi_arch or "system"),  # type: ignore[arg-type]
-            format=_format(format_), dest_compression=dest_compress_format,  # type: ignore[arg-type]
+            format=manifest_format(format_), dest_compression=dest_compress_format,  # type: ignore[arg-type]
             dest_compression_level=dest_compress_level, decompress=dest_decompress, preserve_digests=preserve_digests,
             retry_times=retry_times, remove_signatures=remove_signatures, source_context=source_context,
             dest_context=dest_context, **({"image_parallel_copies": image_parallel_copies} if image_parallel_copies else {}),
@@ -70,13 +70,3 @@ def command(
     result = copy_image(source_ref, dest_ref, options, policy=policy, progress=None if quiet else LineProgress())
     if digestfile is not None:
         digestfile.write_text(str(result.manifest_digest))
-
-
-def _format(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value == "v2s1":
-        raise typer.BadParameter("v2s1 (Docker schema1) is deprecated and not supported: use oci or v2s2")
-    if value not in ("oci", "v2s2"):
-        raise typer.BadParameter(f"unknown format {value!r}: use oci or v2s2")
-    return value

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags
+from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags, manifest_format
 
 if TYPE_CHECKING:
     from pallet.oci.copy import CopyOptions, Policy
@@ -51,7 +51,6 @@ def command(
     from pallet.oci.copy import CopyOptions, Policy, load_policy
     from pallet.oci.transports import default_transports
 
-    from pallet.transfer.commands.copy import _format
     from pallet.transfer.sync_plan import plan_sync
 
     globals_: GlobalOptions = ctx.obj
@@ -65,7 +64,7 @@ def command(
     verb = "Would have synced" if dry_run else "Synced"
     if not dry_run:
         options = CopyOptions(
-            multi_arch="all" if all_ else "system", format=_format(format_),  # type: ignore[arg-type]
+            multi_arch="all" if all_ else "system", format=manifest_format(format_),  # type: ignore[arg-type]
             preserve_digests=preserve_digests, remove_signatures=remove_signatures, retry_times=retry_times,
             source_context=source_context, dest_context=dest_context,
         )
