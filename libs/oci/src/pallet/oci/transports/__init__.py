@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from pallet.oci.transports.base import (
     BlobInfo,
@@ -45,14 +44,18 @@ def _module_loader(module: str) -> Callable[[], ImageTransport]:
 
 
 def default_transports(*, plugins: bool = True) -> Transports:
-    """A table of the built-in transports, plus the entry-point ones when ``plugins``."""
-    table = Transports()
+    """A table of the built-in transports, plus the entry-point ones when ``plugins``
+    (looked up only when a name is not built in)."""
+    table = Transports(discover=_entry_point_transports if plugins else None)
     for name, module in BUILTIN_TRANSPORTS.items():
         table.register(name, _module_loader(module))
-    if plugins:
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            table.register(entry.name, entry.load)
     return table
+
+
+def _entry_point_transports() -> dict[str, Callable[[], ImageTransport]]:
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry.load for entry in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 __all__ = [

@@ -267,18 +267,32 @@ class Transports:
     through the ``pallet.oci.transports`` entry-point group (pallet-storage
     registers ``containers-storage`` that way). Registering a name twice is a
     programming error.
+
+    ``discover``, when given, lists further transports; it is called once,
+    the first time a name is not among the registered ones (or all names are
+    asked for): scanning installed distributions for entry points costs
+    ~20 ms, which a command naming a built-in transport need not pay.
     """
 
     _loaders: dict[str, Callable[[], ImageTransport]] = field(default_factory=dict)
     _loaded: dict[str, ImageTransport] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    discover: Callable[[], dict[str, Callable[[], ImageTransport]]] | None = None
 
     def register(self, name: str, loader: Callable[[], ImageTransport]) -> None:
         if name in self._loaders:
             raise ValueError(f"transport {name!r} is registered twice")
         self._loaders[name] = loader
 
+    def _discover(self) -> None:
+        with self._lock:
+            discover, self.discover = self.discover, None
+            if discover is not None:
+                for name, loader in discover().items():
+                    self.register(name, loader)
+
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._loaders)
 
     def get(self, name: str) -> ImageTransport:
@@ -287,6 +301,8 @@ class Transports:
         with self._lock:
             transport = self._loaded.get(name)
             if transport is None:
+                if name not in self._loaders:
+                    self._discover()
                 loader = self._loaders.get(name)
                 if loader is None:
                     raise UnknownTransport(name, self.names())
