@@ -32,6 +32,7 @@ class SpecModel(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
+        defer_build=True,
     )
 
     def to_json_dict(self) -> dict[str, Any]:
