@@ -12,15 +12,15 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     if args in (["--version"], ["-v"]):
-        # answered before typer is imported: scripts call this often
+        # answered before anything else is imported: scripts call this often
         from pallet.transfer import __version__
 
         print(f"pallet-transfer version {__version__}")
         return exitcodes.SUCCESS
     try:
-        from pallet.transfer.cli.app import build_app
+        from pallet.transfer.cli.app import run
 
-        return build_app(args).run(args)
+        return run(args)
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
     except BrokenPipeError:

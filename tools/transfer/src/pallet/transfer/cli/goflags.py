@@ -1,9 +1,9 @@
-"""Go-style boolean flags on top of click, so skopeo command lines work as written.
+"""Go-style boolean flags on top of argparse, so skopeo command lines work as written.
 
 skopeo (cobra/pflag) accepts ``--raw``, ``--raw=true`` and ``--raw=false``
 for every boolean, and a bare ``--tls-verify`` for a boolean whose default
-depends on the system. click does not: ``normalize`` rewrites the argument
-list before click sees it.
+depends on the system. argparse does not: ``normalize`` rewrites the argument
+list before argparse sees it.
 
 - ``SWITCHES`` (default false): ``--x=true`` becomes ``--x``; ``--x=false`` is dropped.
 - ``TRISTATES`` (default "system default", declared as options taking a
@@ -32,7 +32,7 @@ def parse_bool(value: str, flag: str) -> bool:
 
 
 def normalize(args: Iterable[str], switches: frozenset[str], tristates: frozenset[str]) -> list[str]:
-    """Rewrite Go-style boolean flags into the forms click parses; stops at ``--``."""
+    """Rewrite Go-style boolean flags into the forms argparse parses; stops at ``--``."""
     out: list[str] = []
     passthrough = False
     for arg in args:

@@ -1,50 +1,49 @@
 """Options shared by several commands, declared once.
 
-``ImageFlags(prefix)`` holds the typer option types of the flags that say
-how to reach one image (``--tls-verify``, ``--creds``, ``--authfile``...),
-with a prefix for commands that have two images (``--src-``/``--dest-``).
-``system_context`` turns the values into a pallet.oci ``SystemContext``.
+``add_image_flags(parser, prefix)`` declares the flags that say how to reach
+one image (``--tls-verify``, ``--creds``, ``--authfile``...), with a prefix
+for commands that have two images (``--src-``/``--dest-``).
+``add_global_options`` declares skopeo's global flags; they are accepted
+before the subcommand and after it, as skopeo's persistent flags are.
+``context_from_flags`` turns parsed values into a pallet.oci ``SystemContext``.
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Optional
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from pallet.transfer.cli.goflags import parse_bool
+from pallet.transfer.cli.parsing import UsageError
 
 if TYPE_CHECKING:
     from pallet.oci.transports import SystemContext
 
 
-class ImageFlags:
-    """Typer option types for the flags of one image, e.g. ``--src-tls-verify``."""
-
-    def __init__(self, prefix: str = "") -> None:
-        p = f"--{prefix}"
-        self.tls_verify = Annotated[Optional[str], typer.Option(
-            f"{p}tls-verify", metavar="BOOL",
-            help="require HTTPS and verify certificates when talking to the registry (default true)")]
-        self.cert_dir = Annotated[Optional[Path], typer.Option(
-            f"{p}cert-dir", metavar="PATH", help="use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry")]
-        self.creds = Annotated[Optional[str], typer.Option(
-            f"{p}creds", metavar="USERNAME[:PASSWORD]", help="use USERNAME[:PASSWORD] for accessing the registry")]
-        self.username = Annotated[Optional[str], typer.Option(f"{p}username", help="the username for accessing the registry")]
-        self.password = Annotated[Optional[str], typer.Option(f"{p}password", help="the password for accessing the registry")]
-        self.no_creds = Annotated[bool, typer.Option(f"{p}no-creds", help="access the registry anonymously")]
-        self.registry_token = Annotated[Optional[str], typer.Option(
-            f"{p}registry-token", metavar="TOKEN", help="provide a Bearer token for accessing the registry")]
-        self.authfile = Annotated[Optional[Path], typer.Option(
-            f"{p}authfile", metavar="PATH", help="path of the authentication file (default: ${XDG_RUNTIME_DIR}/containers/auth.json)")]
+def add_image_flags(parser: argparse.ArgumentParser, prefix: str = "", *, authfile: bool = True) -> None:
+    """The flags of one image, e.g. ``--src-tls-verify``; their values land in ``{prefix}tls_verify``..."""
+    p = f"--{prefix}"
+    group = parser.add_argument_group(f"{prefix.rstrip('-') or 'image'} registry options")
+    group.add_argument(f"{p}tls-verify", metavar="BOOL",
+                       help="require HTTPS and verify certificates when talking to the registry (default true)")
+    group.add_argument(f"{p}cert-dir", metavar="PATH", type=Path,
+                       help="use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry")
+    group.add_argument(f"{p}creds", metavar="USERNAME[:PASSWORD]", help="use USERNAME[:PASSWORD] for accessing the registry")
+    group.add_argument(f"{p}username", metavar="STRING", help="the username for accessing the registry")
+    group.add_argument(f"{p}password", metavar="STRING", help="the password for accessing the registry")
+    group.add_argument(f"{p}no-creds", action="store_true", help="access the registry anonymously")
+    group.add_argument(f"{p}registry-token", metavar="TOKEN", help="provide a Bearer token for accessing the registry")
+    if authfile:
+        group.add_argument(f"{p}authfile", metavar="PATH", type=Path,
+                           help="path of the authentication file (default: ${XDG_RUNTIME_DIR}/containers/auth.json)")
 
 
-PLAIN = ImageFlags()
-SRC = ImageFlags("src-")
-DEST = ImageFlags("dest-")
+def add_retry_times(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--retry-times", type=int, default=0, metavar="INT", help="the number of times to possibly retry")
+
 
 # Flags that take a Go-style boolean value; see goflags.normalize.
 TRISTATE_FLAGS = frozenset({"tls-verify", "src-tls-verify", "dest-tls-verify"})
@@ -53,20 +52,20 @@ TRISTATE_FLAGS = frozenset({"tls-verify", "src-tls-verify", "dest-tls-verify"})
 def credentials(creds: str | None, username: str | None, password: str | None, flag: str) -> tuple[str, str] | None:
     """(username, password) from ``--creds`` or ``--username``/``--password``; None when neither."""
     if creds is not None and (username is not None or password is not None):
-        raise typer.BadParameter(f"--{flag}creds and --{flag}username/--{flag}password cannot be used together")
+        raise UsageError(f"--{flag}creds and --{flag}username/--{flag}password cannot be used together")
     if creds is not None:
         user, colon, secret = creds.partition(":")
         if not user:
-            raise typer.BadParameter(f"--{flag}creds: the username is empty")
+            raise UsageError(f"--{flag}creds: the username is empty")
         if not colon:
-            secret = typer.prompt("Password", hide_input=True, err=True)
+            secret = prompt_password()
         return user, secret
     if username is not None:
         if password is None:
-            password = typer.prompt("Password", hide_input=True, err=True)
+            password = prompt_password()
         return username, password
     if password is not None:
-        raise typer.BadParameter(f"--{flag}password needs --{flag}username")
+        raise UsageError(f"--{flag}password needs --{flag}username")
     return None
 
 
@@ -87,7 +86,7 @@ def system_context(
 
     user_pass = credentials(creds, username, password, prefix)
     if no_creds and (user_pass is not None or registry_token is not None):
-        raise typer.BadParameter(f"--{prefix}no-creds cannot be used with credentials")
+        raise UsageError(f"--{prefix}no-creds cannot be used with credentials")
     g = globals_ or GlobalOptions()
     return SystemContext(
         tls_verify=None if tls_verify is None else parse_bool(tls_verify, f"--{prefix}tls-verify"),
@@ -127,13 +126,14 @@ _IMAGE_FLAGS = ("tls_verify", "cert_dir", "creds", "username", "password", "no_c
 def context_from_flags(
     values: Mapping[str, Any], globals_: GlobalOptions, *, prefix: str = "", authfile: Path | None = None
 ) -> SystemContext:
-    """The SystemContext of one image's flags, read from a command's parameters.
+    """The SystemContext of one image's flags, read from a command's parsed arguments.
 
-    ``values`` is the command's ``locals()``: its ``{prefix}tls_verify``,
-    ``{prefix}creds``... parameters (declared with ``ImageFlags``). ``authfile``
+    ``values`` is ``vars(args)``: its ``{prefix}tls_verify``, ``{prefix}creds``...
+    (declared with ``add_image_flags``). ``authfile``
     is the shared ``--authfile``, used when ``--{prefix}authfile`` is not given.
     """
-    flags = {name: values[f"{prefix}{name}"] for name in _IMAGE_FLAGS}
+    flags = {name: values.get(f"{prefix}{name}") for name in _IMAGE_FLAGS}
+    flags["no_creds"] = bool(flags["no_creds"])
     flags["authfile"] = flags["authfile"] or authfile
     return system_context(**flags, prefix=prefix.replace("_", "-"), globals_=globals_)
 
@@ -143,7 +143,67 @@ def manifest_format(value: str | None) -> str | None:
     if value is None:
         return None
     if value == "v2s1":
-        raise typer.BadParameter("v2s1 (Docker schema1) is deprecated and not supported: use oci or v2s2")
+        raise UsageError("v2s1 (Docker schema1) is deprecated and not supported: use oci or v2s2")
     if value not in ("oci", "v2s2"):
-        raise typer.BadParameter(f"unknown format {value!r}: use oci or v2s2")
+        raise UsageError(f"unknown format {value!r}: use oci or v2s2")
     return value
+
+
+def prompt_password(prompt: str = "Password: ") -> str:
+    """Read a password from the terminal without echo (a line of stdin when it is not a terminal)."""
+    import sys
+
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt)
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("no password given (stdin is closed)")
+    return line.rstrip("\r\n")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """skopeo's global flags. ``after_command``: declared on a subcommand, where a value given
+    before the subcommand must not be reset by the default."""
+    default: Any = argparse.SUPPRESS if after_command else None
+    switch: Any = argparse.SUPPRESS if after_command else False
+    group = parser.add_argument_group("Global options")
+    if not after_command:
+        group.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    group.add_argument("--debug", action="store_true", default=switch, help="show tracebacks and debug output")
+    group.add_argument("--insecure-policy", action="store_true", default=switch,
+                       help="run the tool without any policy check")
+    group.add_argument("--policy", type=Path, default=default, metavar="PATH", help="path to a trust policy file")
+    group.add_argument("--override-arch", default=default, metavar="ARCH",
+                       help="use ARCH instead of the architecture of the machine for choosing images")
+    group.add_argument("--override-os", default=default, metavar="OS",
+                       help="use OS instead of the running OS for choosing images")
+    group.add_argument("--override-variant", default=default, metavar="VARIANT",
+                       help="use VARIANT instead of the running architecture variant for choosing images")
+    group.add_argument("--tmpdir", type=Path, default=default, metavar="PATH", help="directory used to store temporary files")
+    group.add_argument("--registries-conf", type=Path, default=default, metavar="PATH", help="use registries.conf at PATH")
+    group.add_argument("--user-agent-suffix", default=default, metavar="STRING",
+                       help="user agent suffix to add to the user agent")
+    group.add_argument("--command-timeout", type=float, default=default, metavar="SECONDS",
+                       help="timeout for the command execution")
+
+
+#: Global options that take a value: the word after them is not the subcommand.
+GLOBAL_VALUE_OPTIONS = frozenset({
+    "--policy", "--override-arch", "--override-os", "--override-variant", "--tmpdir", "--registries-conf",
+    "--user-agent-suffix", "--command-timeout",
+})
+
+
+def global_options(values: Mapping[str, Any]) -> GlobalOptions:
+    """The GlobalOptions among parsed arguments (``vars(args)``)."""
+    return GlobalOptions(
+        debug=bool(values.get("debug")), insecure_policy=bool(values.get("insecure_policy")),
+        policy=values.get("policy"), override_arch=values.get("override_arch"),
+        override_os=values.get("override_os"), override_variant=values.get("override_variant"),
+        tmpdir=values.get("tmpdir"), registries_conf=values.get("registries_conf"),
+        user_agent_suffix=values.get("user_agent_suffix"), command_timeout=values.get("command_timeout"),
+    )

@@ -1,9 +1,10 @@
 """One module per subcommand of pallet-transfer.
 
-COMMANDS maps a subcommand's name to the module that defines it (a function
-named ``command``) and a one-line summary; cli.app registers them. Command
-modules import only typer at module level: the libraries they call are
-imported inside the command, so start-up stays light.
+COMMANDS maps a subcommand's name to its module and a one-line summary. A
+command module has ``USAGE`` (what follows the command name in its usage
+line), ``add_arguments(parser)`` and ``run(args, globals_)``; it imports
+only the standard library and pallet.transfer.cli at module level: the
+libraries it calls are imported inside ``run``, so start-up stays light.
 """
 
 COMMANDS: dict[str, tuple[str, str]] = {

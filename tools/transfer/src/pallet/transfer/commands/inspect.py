@@ -2,60 +2,65 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from pallet.transfer.cli.options import PLAIN, GlobalOptions, context_from_flags
+from pallet.transfer.cli.options import GlobalOptions, add_image_flags, add_retry_times, context_from_flags
 
 if TYPE_CHECKING:
     from pallet.oci.image import ImageView
 
+USAGE = "[OPTIONS] IMAGE-NAME"
 
-def command(
-    ctx: typer.Context,
-    image_name: Annotated[str, typer.Argument(metavar="IMAGE-NAME", help="TRANSPORT:NAME, e.g. docker://busybox")],
-    raw: Annotated[bool, typer.Option("--raw", help="output raw manifest or configuration")] = False,
-    config: Annotated[bool, typer.Option("--config", help="output configuration")] = False,
-    format_: Annotated[Optional[str], typer.Option("--format", "-f", help="format the output using the given Go template")] = None,
-    no_tags: Annotated[bool, typer.Option("--no-tags", "-n", help="do not list the available tags from the repository in the output")] = False,
-    retry_times: Annotated[int, typer.Option("--retry-times", help="the number of times to possibly retry")] = 0,
-    tls_verify: PLAIN.tls_verify = None,
-    cert_dir: PLAIN.cert_dir = None,
-    creds: PLAIN.creds = None,
-    username: PLAIN.username = None,
-    password: PLAIN.password = None,
-    no_creds: PLAIN.no_creds = False,
-    registry_token: PLAIN.registry_token = None,
-    authfile: PLAIN.authfile = None,
-) -> None:
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image_name", metavar="IMAGE-NAME", help="TRANSPORT:NAME, e.g. docker://busybox")
+    parser.add_argument("--raw", action="store_true", help="output raw manifest or configuration")
+    parser.add_argument("--config", action="store_true", help="output configuration")
+    parser.add_argument("-f", "--format", dest="format_", metavar="FORMAT", help="format the output using the given Go template")
+    parser.add_argument("-n", "--no-tags", action="store_true",
+                        help="do not list the available tags from the repository in the output")
+    add_retry_times(parser)
+    add_image_flags(parser)
+
+
+def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     """Inspect image IMAGE-NAME: its manifest digest, tags, config and layers."""
-    flags = dict(locals())  # the image flags, read by context_from_flags
-    from pallet.oci.registry.retry import with_retries
     from pallet.oci.image import read_image, read_top_manifest
+    from pallet.oci.registry.retry import with_retries
     from pallet.oci.transports import default_transports
 
-    globals_: GlobalOptions = ctx.obj
-    context = context_from_flags(flags, globals_)
-    reference = default_transports().parse_image_name(image_name)
+    retry_times: int = args.retry_times
+    context = context_from_flags(vars(args), globals_)
+    reference = default_transports().parse_image_name(args.image_name)
     with reference.new_source(context) as source:
-        if raw and not config:
+        if args.raw and not args.config:
             top = with_retries(lambda: read_top_manifest(source), retry_times)
-            typer.echo(top.raw, nl=False)  # the bytes exactly as stored
+            _write_bytes(top.raw)  # the bytes exactly as stored
             return
         view = with_retries(lambda: read_image(source, context), retry_times)
-        if config:
-            typer.echo(view.config.raw if raw else _indented(view.config.model.model_dump(by_alias=True, exclude_none=True, mode="json")), nl=not raw)
+        if args.config:
+            if args.raw:
+                _write_bytes(view.config.raw)
+            else:
+                print(_indented(view.config.model.model_dump(by_alias=True, exclude_none=True, mode="json")))
             return
-        tags = [] if no_tags else (with_retries(source.repository_tags, retry_times) or [])
-        info = inspect_info(view, reference.docker_reference(), tags, no_tags)
-    if format_ is not None:
+        tags = [] if args.no_tags else (with_retries(source.repository_tags, retry_times) or [])
+        info = inspect_info(view, reference.docker_reference(), tags, args.no_tags)
+    if args.format_ is not None:
         from pallet.transfer.cli.gotemplate import render
 
-        typer.echo(render(format_, info))
+        print(render(args.format_, info))
     else:
-        typer.echo(_indented(info))
+        print(_indented(info))
+
+
+def _write_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def inspect_info(view: ImageView, docker_reference: Any, tags: list[str], no_tags: bool) -> dict[str, Any]:

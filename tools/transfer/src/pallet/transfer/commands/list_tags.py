@@ -6,37 +6,36 @@ As skopeo: ``docker://`` repositories (no tag or digest in the name) and
 
 from __future__ import annotations
 
+import argparse
 import json
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from pallet.transfer.cli.options import PLAIN, GlobalOptions, context_from_flags
+from pallet.transfer.cli.options import GlobalOptions, add_image_flags, add_retry_times, context_from_flags
 
 SUPPORTED = ("docker", "docker-archive")
+USAGE = "[OPTIONS] REPOSITORY-NAME"
 
 
-def command(
-    ctx: typer.Context,
-    repository_name: Annotated[str, typer.Argument(metavar="REPOSITORY-NAME")],
-    retry_times: Annotated[int, typer.Option("--retry-times", help="the number of times to possibly retry")] = 0,
-    tls_verify: PLAIN.tls_verify = None, cert_dir: PLAIN.cert_dir = None, creds: PLAIN.creds = None,
-    username: PLAIN.username = None, password: PLAIN.password = None, no_creds: PLAIN.no_creds = False,
-    registry_token: PLAIN.registry_token = None, authfile: PLAIN.authfile = None,
-) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repository_name", metavar="REPOSITORY-NAME")
+    add_retry_times(parser)
+    add_image_flags(parser)
+
+
+def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     """List the tags of REPOSITORY-NAME."""
-    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.errors import InvalidImageName
 
-    globals_: GlobalOptions = ctx.obj
-    context = context_from_flags(flags, globals_)
+    repository_name: str = args.repository_name
+    context = context_from_flags(vars(args), globals_)
     transport, colon, within = repository_name.partition(":")
     if not colon:
         raise InvalidImageName("", repository_name, "expected TRANSPORT:NAME, e.g. docker://busybox")
     if transport not in SUPPORTED:
         raise InvalidImageName(transport, within, f"tag listing is supported only for {', '.join(SUPPORTED)}")
-    listing = _registry_tags(within, context, retry_times) if transport == "docker" else _archive_tags(repository_name, context)
-    typer.echo(json.dumps(listing, indent=4))
+    listing = (_registry_tags(within, context, args.retry_times) if transport == "docker"
+               else _archive_tags(repository_name, context))
+    print(json.dumps(listing, indent=4))
 
 
 def _registry_tags(within: str, context: Any, retry_times: int) -> dict[str, Any]:

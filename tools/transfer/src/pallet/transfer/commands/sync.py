@@ -7,69 +7,69 @@ when images are copied one at a time, else one line per image when it is done.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING
 
-import typer
-
-from pallet.transfer.cli.options import DEST, SRC, GlobalOptions, context_from_flags, manifest_format
+from pallet.transfer.cli.options import GlobalOptions, add_image_flags, add_retry_times, context_from_flags, manifest_format
+from pallet.transfer.cli.parsing import UsageError
 
 if TYPE_CHECKING:
     from pallet.oci.copy import CopyOptions, Policy
     from pallet.transfer.sync_plan import SyncImage
 
 DEFAULT_PARALLEL_IMAGES = 4
+USAGE = "[OPTIONS] --src TRANSPORT --dest TRANSPORT SOURCE DESTINATION"
 
 
-def command(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="SOURCE")],
-    destination: Annotated[str, typer.Argument(metavar="DESTINATION")],
-    src: Annotated[str, typer.Option("--src", "-s", help="SOURCE transport type: docker, dir or yaml")] = ...,  # type: ignore[assignment]
-    dest: Annotated[str, typer.Option("--dest", "-d", help="DESTINATION transport type: docker or dir")] = ...,  # type: ignore[assignment]
-    scoped: Annotated[bool, typer.Option("--scoped", help="images at DESTINATION are prefixed using the full source image path as scope")] = False,
-    all_: Annotated[bool, typer.Option("--all", "-a", help="copy all images if SOURCE-IMAGE is a list")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="run without actually copying data")] = False,
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="do not abort the sync if any image copy fails")] = False,
-    format_: Annotated[Optional[str], typer.Option("--format", "-f", metavar="MANIFEST TYPE", help="oci or v2s2")] = None,
-    preserve_digests: Annotated[bool, typer.Option("--preserve-digests", help="preserve digests of images and lists")] = False,
-    remove_signatures: Annotated[bool, typer.Option("--remove-signatures", help="do not copy signatures from SOURCE images")] = False,
-    retry_times: Annotated[int, typer.Option("--retry-times", help="the number of times to possibly retry")] = 0,
-    parallel_images: Annotated[int, typer.Option("--parallel-images", help="images copied at the same time (Pallet extension)")] = DEFAULT_PARALLEL_IMAGES,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="suppress output information when copying images")] = False,
-    src_tls_verify: SRC.tls_verify = None, src_cert_dir: SRC.cert_dir = None, src_creds: SRC.creds = None,
-    src_username: SRC.username = None, src_password: SRC.password = None, src_no_creds: SRC.no_creds = False,
-    src_registry_token: SRC.registry_token = None, src_authfile: SRC.authfile = None,
-    dest_tls_verify: DEST.tls_verify = None, dest_cert_dir: DEST.cert_dir = None, dest_creds: DEST.creds = None,
-    dest_username: DEST.username = None, dest_password: DEST.password = None, dest_no_creds: DEST.no_creds = False,
-    dest_registry_token: DEST.registry_token = None, dest_authfile: DEST.authfile = None,
-) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("source", metavar="SOURCE")
+    add("destination", metavar="DESTINATION")
+    add("-s", "--src", required=True, metavar="TRANSPORT", help="SOURCE transport type: docker, dir or yaml")
+    add("-d", "--dest", required=True, metavar="TRANSPORT", help="DESTINATION transport type: docker or dir")
+    add("--scoped", action="store_true", help="images at DESTINATION are prefixed using the full source image path as scope")
+    add("-a", "--all", dest="all_", action="store_true", help="copy all images if SOURCE-IMAGE is a list")
+    add("--dry-run", action="store_true", help="run without actually copying data")
+    add("--keep-going", action="store_true", help="do not abort the sync if any image copy fails")
+    add("-f", "--format", dest="format_", metavar="MANIFEST-TYPE", help="oci or v2s2")
+    add("--preserve-digests", action="store_true", help="preserve digests of images and lists")
+    add("--remove-signatures", action="store_true", help="do not copy signatures from SOURCE images")
+    add_retry_times(parser)
+    add("--parallel-images", type=int, default=DEFAULT_PARALLEL_IMAGES, metavar="INT",
+        help=f"images copied at the same time (Pallet extension; default {DEFAULT_PARALLEL_IMAGES})")
+    add("-q", "--quiet", action="store_true", help="suppress output information when copying images")
+    add_image_flags(parser, "src-")
+    add_image_flags(parser, "dest-")
+
+
+def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     """Synchronize one or more images from one location to another."""
-    flags = dict(locals())  # the image flags, read by context_from_flags
     from pallet.oci.copy import CopyOptions, Policy, load_policy
     from pallet.oci.transports import default_transports
 
     from pallet.transfer.sync_plan import plan_sync
 
-    globals_: GlobalOptions = ctx.obj
+    flags = vars(args)
     source_context = context_from_flags(flags, globals_, prefix="src_")
     dest_context = context_from_flags(flags, globals_, prefix="dest_")
-    if parallel_images < 1:
-        raise typer.BadParameter("--parallel-images must be at least 1")
+    if args.parallel_images < 1:
+        raise UsageError("--parallel-images must be at least 1")
     transports = default_transports()
-    plan = plan_sync(src, source, dest, destination, scoped=scoped, context=source_context,
-                     transports=transports, retry_times=retry_times)
-    verb = "Would have synced" if dry_run else "Synced"
-    if not dry_run:
+    plan = plan_sync(args.src, args.source, args.dest, args.destination, scoped=args.scoped, context=source_context,
+                     transports=transports, retry_times=args.retry_times)
+    verb = "Would have synced" if args.dry_run else "Synced"
+    if not args.dry_run:
         options = CopyOptions(
-            multi_arch="all" if all_ else "system", format=manifest_format(format_),  # type: ignore[arg-type]
-            preserve_digests=preserve_digests, remove_signatures=remove_signatures, retry_times=retry_times,
-            source_context=source_context, dest_context=dest_context,
+            multi_arch="all" if args.all_ else "system", format=manifest_format(args.format_),
+            preserve_digests=args.preserve_digests, remove_signatures=args.remove_signatures,
+            retry_times=args.retry_times, source_context=source_context, dest_context=dest_context,
         )
         policy = Policy.accept_anything() if globals_.insecure_policy else load_policy(globals_.policy, context=source_context)
-        failures = _copy_all(plan.images, options, policy, parallel_images, keep_going=keep_going, quiet=quiet)
+        failures = _copy_all(plan.images, options, policy, args.parallel_images, keep_going=args.keep_going,
+                             quiet=args.quiet)
     else:
         for number, image in enumerate(plan.images, 1):
             _log(f"Would have copied image ref {number}/{len(plan.images)} from={image.source} to={image.destination}")
