@@ -7,7 +7,8 @@
 - ``policy``: policy.json (``Policy``, ``load_policy``);
 - ``single`` / ``multiple``: one image / an index;
 - ``blobs``: the per-blob pipeline; ``compression``: detection and streaming recompression;
-- ``manifest_convert``: choosing and converting manifest formats.
+- ``manifest_convert``: choosing and converting manifest formats;
+- ``gate``: ``BlobGate``, for copies that run at the same time into one repository.
 
 Temporary failures are retried with ``pallet.oci.retry.with_retries``.
 """
@@ -15,6 +16,7 @@ Temporary failures are retried with ``pallet.oci.retry.with_retries``.
 from __future__ import annotations
 
 from pallet.oci.copy.engine import copy_image
+from pallet.oci.copy.gate import BlobGate
 from pallet.oci.copy.options import CopyOptions
 from pallet.oci.copy.policy import Policy, load_policy
 from pallet.oci.copy.progress import NullProgress, ProgressSink
@@ -22,6 +24,7 @@ from pallet.oci.copy.result import BlobOutcome, CopyResult
 from pallet.oci.image import wanted_platform
 
 __all__ = [
+    "BlobGate",
     "BlobOutcome",
     "CopyOptions",
     "CopyResult",

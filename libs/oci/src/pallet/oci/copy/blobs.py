@@ -29,6 +29,7 @@ from pallet.oci.compression import (
     detect_compression,
 )
 from pallet.oci.copy.compression import recompress
+from pallet.oci.copy.gate import destination_key
 from pallet.oci.copy.manifest_convert import StoredLayer
 from pallet.oci.copy.result import BlobAction
 from pallet.oci.copy.session import CopySession
@@ -172,7 +173,11 @@ class BlobCopier:
             return self._skipped(job, None, "foreign")
         what = f"copying {'config' if job.is_config else 'blob'} {job.descriptor.digest}"
         try:
-            return session.retried(lambda: self._reuse_or_stream(job, info), what)
+            gate = session.options.blob_gate
+            if gate is None:
+                return session.retried(lambda: self._reuse_or_stream(job, info), what)
+            with gate.hold(destination_key(session.dest.reference), job.descriptor.digest):
+                return session.retried(lambda: self._reuse_or_stream(job, info), what)
         except VerificationError as error:  # say which blob, from where: the bare mismatch names neither
             error.args = (f"{what} from {session.source.reference}: {error}",)
             raise

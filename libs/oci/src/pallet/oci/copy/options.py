@@ -17,6 +17,8 @@ the fields they set:
 ``--src-*`` / ``--dest-*``         ``source_context`` / ``dest_context``
 =================================  =========================================
 
+``blob_gate`` is for callers that run several copies at once (``sync``).
+
 ``--digestfile`` is written by the CLI from ``CopyResult.manifest_digest``.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pallet.oci.copy.gate import BlobGate
 from pallet.oci.mediatypes import Compression
 from pallet.oci.transports.base import SystemContext
 
@@ -52,6 +55,8 @@ class CopyOptions:
     remove_signatures: bool = False
     source_context: SystemContext = field(default_factory=SystemContext)
     dest_context: SystemContext = field(default_factory=SystemContext)
+    #: shared by copies running at the same time (sync): see pallet.oci.copy.gate
+    blob_gate: BlobGate | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.multi_arch not in ("system", "all", "index-only"):
