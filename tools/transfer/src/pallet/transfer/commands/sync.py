@@ -93,24 +93,23 @@ def _copy_all(images: tuple[SyncImage, ...], options: CopyOptions, policy: Polic
               *, keep_going: bool, quiet: bool) -> int:
     """Copy every image, ``parallel`` at a time; the number that failed (raises the first without keep_going).
 
-    Images bound for the same repository are copied one after another: a
-    registry handles concurrent mounts and uploads of one blob into one
-    repository badly (distribution 2.8 rewrites the blob link non-atomically).
+    Images bound for one repository share blobs often (tags of one image
+    history): the copies share a ``BlobGate``, so that one blob is not
+    uploaded into one repository twice at the same time (distribution 2.8
+    loses such a blob); different blobs stream concurrently.
     """
+    import dataclasses
+
+    from pallet.oci.copy import BlobGate
+
     total = len(images)
     numbered = list(enumerate(images, 1))
     if parallel == 1 or total <= 1:
         return sum(_copy_one(i, image, total, options, policy, keep_going, quiet, verbose=True) for i, image in numbered)
-    groups: dict[str, list[tuple[int, SyncImage]]] = {}
-    for number, image in numbered:
-        destination = image.destination.docker_reference()
-        groups.setdefault(destination.name if destination is not None else str(image.destination), []).append((number, image))
-
-    def copy_group(group: list[tuple[int, SyncImage]]) -> int:
-        return sum(_copy_one(i, image, total, options, policy, keep_going, quiet, verbose=False) for i, image in group)
-
+    shared = dataclasses.replace(options, blob_gate=BlobGate())
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync") as pool:
-        futures = [pool.submit(copy_group, group) for group in groups.values()]
+        futures = [pool.submit(_copy_one, i, image, total, shared, policy, keep_going, quiet, verbose=False)
+                   for i, image in numbered]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
