@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"pallet-transfer version {__version__}")
         return exitcodes.SUCCESS
+    # pydantic looks for plugins (an importlib.metadata scan, ~10 ms) when it first builds a
+    # validator; this process has no use for them. The user's own setting wins.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         from pallet.transfer.cli.app import run
 
