@@ -13,22 +13,32 @@ import pytest
 from corpus import build, f
 
 from pallet.storage.tarengine import apply_layer, reassemble
-from pallet.storage.tarengine.crc64 import Crc64, crc64
+from pallet.storage.tarengine.crc64 import Crc64, PurePythonCrc64, crc64
 from pallet.storage.tarengine.errors import TarSplitError, UnsafeEntryError
 from pallet.storage.tarengine.limits import Limits
 from pallet.storage.tarengine.safety import LayerRoot, clean_name
 
 
-def test_crc64_check_values() -> None:
+CRC_IMPLEMENTATIONS = pytest.mark.parametrize("crc_class", [Crc64, PurePythonCrc64], ids=["default", "pure-python"])
+
+
+def test_the_default_crc64_is_the_c_one() -> None:
+    # pallet-storage requires anycrc: a silent fall back to the pure-Python CRC makes applying layers ~10x slower
+    assert Crc64 is not PurePythonCrc64
+
+
+@CRC_IMPLEMENTATIONS
+def test_crc64_check_values(crc_class: type[Crc64]) -> None:
     assert crc64(b"123456789") == 0xB90956C775A41001
-    assert base64.b64encode(Crc64().digest()) == b"AAAAAAAAAAA="
-    crc = Crc64()
+    assert base64.b64encode(crc_class().digest()) == b"AAAAAAAAAAA="
+    crc = crc_class()
     crc.update(b"hel")
     crc.update(b"lo\n")
     assert base64.b64encode(crc.digest()) == b"YUw+7uLYEAA="
 
 
-def test_crc64_matches_table_implementation() -> None:
+@CRC_IMPLEMENTATIONS
+def test_crc64_matches_table_implementation(crc_class: type[Crc64]) -> None:
     table = []
     for i in range(256):
         c = i
@@ -44,7 +54,7 @@ def test_crc64_matches_table_implementation() -> None:
 
     for size in (0, 1, 7, 8, 9, 100, 4096, 70_001):
         data = os.urandom(size)
-        crc = Crc64()
+        crc = crc_class()
         for start in range(0, size, 997):
             crc.update(data[start:start + 997])
         assert crc.value() == slow(data) == crc64(data)
