@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -95,8 +96,24 @@ def apply_layer(source: BinaryIO, layer_dir: str | os.PathLike[str], *, tar_spli
     )
 
 
+#: Parent directories kept open while an apply runs (each an fd).
+_DIR_CACHE_SIZE = 64
+
+
 class _Applier:
-    """The state of one apply: the root, a one-entry parent-dir cache, directory times, names seen."""
+    """The state of one apply: the root, a cache of parent-directory fds, directory times, names seen.
+
+    Resolving a parent inside the root opens every component of its path
+    (safely: see ``LayerRoot.open_dir``); a tar visits few directories many
+    times, so their fds are kept, most recently used first. A cached fd stays
+    right while nothing is removed: adding an entry to a directory cannot
+    change how any directory resolves. Whenever something is removed (an
+    entry replacing another, a whiteout, an opaque directory), every cached
+    directory but the current entry's parent is forgotten, since the removed
+    name may have been one of them, or a symlink that some resolved through.
+    Forgotten fds are closed when the next entry asks for its parent, so the
+    current entry's ``dir_fd`` stays valid to its end.
+    """
 
     def __init__(self, root: LayerRoot, options: ApplyOptions, fsops: FsOps, writer: TarSplitWriter | None) -> None:
         self.root = root
@@ -110,12 +127,24 @@ class _Applier:
         self.dir_times: list[tuple[tuple[bytes, ...], int, int, int]] = []
         self.uids: set[int] = set()
         self.gids: set[int] = set()
-        self._cached: tuple[tuple[bytes, ...], int] | None = None
+        self._dirs: OrderedDict[tuple[bytes, ...], int] = OrderedDict()
+        self._current: tuple[bytes, ...] | None = None
+        self._retired: list[int] = []
 
     def close(self) -> None:
-        if self._cached is not None:
-            os.close(self._cached[1])
-            self._cached = None
+        self._close_retired()
+        while self._dirs:
+            os.close(self._dirs.popitem()[1])
+        self._current = None
+
+    def _close_retired(self) -> None:
+        while self._retired:
+            os.close(self._retired.pop())
+
+    def _removed_something(self) -> None:
+        """Forget every cached directory but the current parent (see the class docstring)."""
+        for key in [key for key in self._dirs if key != self._current]:
+            self._retired.append(self._dirs.pop(key))
 
     def run(self, scanner: TarScanner) -> int:
         """Apply every member, write tar-split, set directory times; return the member count."""
@@ -176,21 +205,24 @@ class _Applier:
         return Crc64()
 
     def _parent(self, parent: tuple[bytes, ...], create: bool = True) -> int:
-        """The fd of directory ``parent``, made if missing (else -1); cached while consecutive entries share it.
-
-        The cache is sound because an entry only changes its own name inside
-        its parent, which cannot change how the parent itself resolves.
-        """
-        if self._cached is not None and self._cached[0] == parent:
-            return self._cached[1]
-        self.close()
+        """The fd of directory ``parent``, made if missing (else -1); cached (see the class docstring)."""
+        self._close_retired()
+        fd = self._dirs.get(parent)
+        if fd is not None:
+            self._dirs.move_to_end(parent)
+            self._current = parent
+            return fd
         try:
             fd = self.root.open_dir(parent, create=create)
         except (FileNotFoundError, NotADirectoryError):
             if create:
                 raise
+            self._current = None
             return -1
-        self._cached = (parent, fd)
+        self._dirs[parent] = fd
+        self._current = parent
+        if len(self._dirs) > _DIR_CACHE_SIZE:
+            os.close(self._dirs.popitem(last=False)[1])  # the least recently used: never ``parent``
         return fd
 
     def _drain(self) -> Crc64:
@@ -203,6 +235,7 @@ class _Applier:
 
     def _whiteout(self, member: tf.Member, parts: tuple[bytes, ...], dir_fd: int) -> None:
         fmt = self.options.whiteouts
+        self._removed_something()  # before the removal: a name it removes may be a cached directory
         if parts[-1] == OPAQUE:
             make_opaque(fmt, self.fsops, dir_fd, parts[:-1], self.unpacked)
             return
@@ -210,7 +243,8 @@ class _Applier:
         make_whiteout(fmt, self.fsops, dir_fd, target, member.uid, member.gid)
 
     def _replace(self, dir_fd: int, base: bytes) -> None:
-        remove_at(dir_fd, base)
+        if remove_at(dir_fd, base):
+            self._removed_something()
 
     def _regular(self, member: tf.Member, dir_fd: int, base: bytes) -> Crc64:
         self._replace(dir_fd, base)
@@ -251,7 +285,7 @@ class _Applier:
     def _directory(self, member: tf.Member, parts: tuple[bytes, ...], dir_fd: int, base: bytes) -> None:
         st = lstat_at(dir_fd, base)
         if st is not None and not stat.S_ISDIR(st.st_mode):
-            remove_at(dir_fd, base)
+            self._replace(dir_fd, base)
             st = None
         if st is None:
             os.mkdir(base, 0o700, dir_fd=dir_fd)
@@ -317,11 +351,12 @@ class _Applier:
 
     def _set_dir_times(self) -> None:
         """Set directory times (and unprivileged, final modes) last, deepest first; entries gone are skipped."""
-        self.close()
         for parts, atime, mtime, mode in sorted(self.dir_times, key=lambda item: -len(item[0])):
-            try:
-                fd = self.root.open_dir(parts[:-1])
+            try:  # nothing is removed any more: cached parents stay right
+                fd = self._parent(parts[:-1], create=False)
             except (OSError, TarEngineError):
+                continue
+            if fd < 0:
                 continue
             try:
                 st = lstat_at(fd, parts[-1])
@@ -331,5 +366,4 @@ class _Applier:
                     os.utime(parts[-1], ns=(atime, mtime), dir_fd=fd, follow_symlinks=False)
             except OSError as exc:
                 raise ApplyError(b"/".join(parts), f"set directory mode and times: {exc.strerror}") from exc
-            finally:
-                os.close(fd)
+        self.close()

@@ -72,12 +72,18 @@ def _cstring(raw: bytes) -> bytes:
     return raw if end < 0 else raw[:end]
 
 
+_HIGH_BYTES = bytes(range(128, 256))
+
+
 def check_checksum(block: bytes) -> None:
     """Refuse a header whose checksum matches neither the unsigned nor the signed byte sum."""
     stored = parse_number(block[148:156])
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = unsigned - 256 * sum(1 for b in block[:148] + block[156:] if b >= 128)
-    if stored not in (unsigned, signed):
+    if stored == unsigned:
+        return
+    rest = block[:148] + block[156:]
+    signed = unsigned - 256 * (len(rest) - len(rest.translate(None, _HIGH_BYTES)))  # bytes >= 128 count negative
+    if stored != signed:
         raise TarFormatError("bad tar header checksum")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import hashlib
 import json
 import os
@@ -36,12 +37,13 @@ class TarSplitWriter:
 
     def __init__(self, out: BinaryIO) -> None:
         self._gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
+        self._lines = io.BufferedWriter(self._gz, 1 << 16)  # one compress call per 64 KiB, not per line
         self._position = 0
 
     def _emit(self, entry: dict[str, object]) -> None:
         entry["position"] = self._position
         self._position += 1
-        self._gz.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        self._lines.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
 
     def segment(self, data: bytes) -> None:
         """A raw segment (any length, split into lines of at most 1 MiB)."""
@@ -63,7 +65,7 @@ class TarSplitWriter:
     def close(self) -> None:
         """Write the final empty segment and finish the gzip stream."""
         self._emit({"type": SEGMENT, "payload": ""})
-        self._gz.close()
+        self._lines.close()  # flushes, then closes the gzip stream (not ``out``)
 
 
 @dataclass(frozen=True)
