@@ -67,6 +67,7 @@ from pallet.storage.errors import LayerNotFound, NotFound
 from pallet.storage.image_store import pulled_big_data
 from pallet.storage.records import Image
 from pallet.storage.store import Store
+from pallet.storage.userns.command import ROOTLESS_UID
 
 NAME = "containers-storage"
 
@@ -140,15 +141,17 @@ class StorageReference(ImageReference):
         return oci_reference.parse(self.name) if self.name else None
 
     def store_options(self, context: SystemContext) -> StoreOptions:
-        """The store this reference names: the bracketed one, else the default (roots/driver filled from it)."""
+        """The store this reference names: the bracketed one, else the default (roots/driver filled from it).
+
+        Rootless (the user is not root, or ``_CONTAINERS_ROOTLESS_UID`` names
+        another user inside podman's user namespace) holds for a bracketed
+        store too: it picks the overlay driver's ``user.overlay.*`` xattrs, as
+        c/storage decides by the process, not by the store.
+        """
+        host = _host(context)
         if self.graph_root and self.run_root:
-            return StoreOptions(graph_root=self.graph_root, run_root=self.run_root, driver=self.driver)
-        if context.environ is not None:
-            env = dict(context.environ)
-            uid = os.geteuid()
-            host = Host(env=env, uid=uid, euid=uid, home=str(context.home or env.get("HOME", "")))
-        else:
-            host = Host.current()
+            return StoreOptions(graph_root=self.graph_root, run_root=self.run_root, driver=self.driver,
+                                rootless=host.rootless, rootless_uid=host.uid)
         default = resolve_store_options(host)
         if not self.graph_root:
             return default
@@ -166,6 +169,17 @@ class StorageReference(ImageReference):
         if not self.name:
             raise InvalidImageName(NAME, self.string_within_transport(), "a destination needs an image name")
         return StorageDestination(self, self.open_store(context))
+
+
+def _host(context: SystemContext) -> Host:
+    """The host the default store is resolved for: the context's environment and home, else this process's."""
+    if context.environ is None:
+        return Host.current()
+    env = dict(context.environ)
+    euid = os.geteuid()
+    named = env.get(ROOTLESS_UID, "")  # inside podman's (or our re-exec's) user namespace
+    uid = int(named) if named.isdigit() else euid
+    return Host(env=env, uid=uid, euid=euid, home=str(context.home or env.get("HOME", "")))
 
 
 def _layer_tar_type(manifest_type: str) -> str:

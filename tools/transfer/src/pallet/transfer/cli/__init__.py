@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pallet-transfer version {__version__}")
         return exitcodes.SUCCESS
     try:
+        from pallet.storage.userns import reexec
+
+        if reexec.needs_reexec(args):  # a containers-storage: image, unprivileged: run in podman's user namespace
+            return reexec.reexec_in_userns([sys.executable, "-m", "pallet.transfer", *args])
         from pallet.transfer.cli.app import build_app
 
         return build_app(args).run(args)
