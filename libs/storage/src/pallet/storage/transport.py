@@ -10,8 +10,10 @@ A source may also name an image by its full ID instead of NAME.
 - Destination: stores single-image manifests only (OCI and Docker schema2;
   ``supported_manifest_types`` lists them, so the copy engine picks one
   instance of an index and converts what needs it). ``put_blob`` streams each
-  blob to a temp file in the store's ``tmp`` directory, verified against the
-  digest/size given (a mismatch keeps nothing); the config is also kept in
+  blob to a temp file in the destination's own directory under the store's
+  ``tmp`` (flock'ed while in use; one a killed process left is removed by the
+  next destination on the store), verified against the digest/size given (a
+  mismatch keeps nothing); the config is also kept in
   memory. ``put_manifest`` keeps the manifest. Nothing is written into the
   store before ``commit``, which creates the layers in manifest order (a layer
   whose chain ID already exists is reused, as c/image does: layer ID = chain
@@ -19,7 +21,7 @@ A source may also name an image by its full ID instead of NAME.
   reference's name moved to it, big data as :func:`pulled_big_data` orders
   it, created at the config's ``created``; an image with that ID already
   there gets the name and the big data).
-  Temp files are removed by ``commit`` and by ``close``.
+  The temp directory is removed by ``commit`` and by ``close``.
 - Source: the manifest stored as big data, the config, and each layer as
   ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
   source does for layers it only holds uncompressed, the manifest served is
@@ -32,13 +34,16 @@ A source may also name an image by its full ID instead of NAME.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -315,7 +320,7 @@ class StorageDestination(ImageDestination):
     def __init__(self, reference: StorageReference, store: Store) -> None:
         self._reference = reference
         self._store = store
-        self._tmp = os.path.join(store.options.graph_root, "tmp")
+        self._staging = _Staging(os.path.join(store.options.graph_root, "tmp"))
         self._blobs: dict[str, _Staged] = {}
         self._config: tuple[str, bytes] | None = None
         self._manifest: tuple[bytes, str] | None = None
@@ -334,7 +339,7 @@ class StorageDestination(ImageDestination):
 
     def put_blob(self, stream: BinaryIO, info: BlobInfo, *, is_config: bool = False) -> BlobInfo:
         """Stream to a temp file, verified against ``info`` (digest computed when unknown); nothing kept on failure."""
-        fd, path = tempfile.mkstemp(prefix="pallet-blob-", dir=self._tmp)
+        fd, path = tempfile.mkstemp(prefix="blob-", dir=self._staging.path)
         kept = False
         try:
             with os.fdopen(fd, "wb") as out:
@@ -423,11 +428,75 @@ class StorageDestination(ImageDestination):
         self.close()
 
     def close(self) -> None:
-        """Remove the temp files; idempotent."""
+        """Remove the temp files and their directory; idempotent."""
         with self._lock:
             blobs, self._blobs = list(self._blobs.values()), {}
         for blob in blobs:
             _unlink(blob.path)
+        self._staging.close()
+
+
+class _Staging:
+    """A destination's directory for blobs under the store's ``tmp``, flock'ed while the destination lives.
+
+    A process killed mid-copy leaves its directory behind; the next destination
+    made on the store removes every such directory whose lock it can take
+    (its owner is gone), so killed pulls do not pile up blobs. A directory
+    without its lock file yet (just made) is left alone for a minute.
+    """
+
+    PREFIX = "pallet-dest-"
+    _LOCK = ".lock"
+    _GRACE = 60.0
+
+    def __init__(self, tmp: str) -> None:
+        self.remove_stale(tmp)
+        self.path = tempfile.mkdtemp(prefix=self.PREFIX, dir=tmp)
+        self._fd: int | None = os.open(os.path.join(self.path, self._LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    @classmethod
+    def remove_stale(cls, tmp: str) -> list[str]:
+        """Remove the staging directories in ``tmp`` that no live destination holds; their names."""
+        removed: list[str] = []
+        try:
+            names = [name for name in os.listdir(tmp) if name.startswith(cls.PREFIX)]
+        except FileNotFoundError:
+            return removed
+        for name in names:
+            path = os.path.join(tmp, name)
+            try:
+                fd = os.open(os.path.join(path, cls._LOCK), os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                try:
+                    young = time.time() - os.stat(path).st_mtime < cls._GRACE
+                except FileNotFoundError:
+                    continue
+                if not young:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(name)
+                continue
+            except NotADirectoryError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+            finally:
+                os.close(fd)
+        return removed
+
+    def close(self) -> None:
+        """Remove the directory (with whatever is left in it) and release the lock; idempotent."""
+        if self._fd is None:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+        self._fd = None
 
 
 def _created(config: Any) -> str:
