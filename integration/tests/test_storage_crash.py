@@ -1,9 +1,9 @@
 """SIGKILL of ``pallet-transfer copy docker://… containers-storage:…`` at random points (issue 4, acceptance 3).
 
 The pull of a four-layer image (busybox, 800 small files, 2 MiB of random
-bytes, whiteouts) into a private overlay store is timed once; then it is
-started again and SIGKILLed after a delay drawn uniformly over that duration,
-20 times. After each kill, in this order:
+bytes, whiteouts) into a private overlay store is timed (the second of two
+pulls, warm); then it is started again and SIGKILLed after a delay drawn
+uniformly over that duration, 20 times. After each kill, in this order:
 
 - every JSON file of the store parses;
 - our reader opens the store and lists images and layers;
@@ -13,7 +13,8 @@ started again and SIGKILLed after a delay drawn uniformly over that duration,
   record and no image on a missing layer;
 - ``podman images`` on the store succeeds;
 - a re-pull (in this process, through the same transports: no second Python
-  start-up per point) succeeds.
+  start-up per point) succeeds and leaves the store's ``tmp`` empty (the
+  killed pull's staging directory is removed by it).
 
 At the end the command itself pulls once more and podman lists the image.
 
@@ -139,7 +140,7 @@ def crash_store() -> Iterator[CrashStore]:
     shutil.rmtree(top, ignore_errors=True)
 
 
-def _phase(store: CrashStore, temps_before: int) -> str:
+def _phase(store: CrashStore) -> str:
     """Where the kill landed, read from the store before anything else touches it."""
     records, _, _ = store.layers_on_disk()
     if any((r.get("flags") or {}).get("incomplete") for r in records):
@@ -149,8 +150,7 @@ def _phase(store: CrashStore, temps_before: int) -> str:
         return "image written"
     if records:
         return f"{len(records)} layers done"
-    temps = len(list((store.root / "tmp").glob("pallet-blob-*"))) if (store.root / "tmp").exists() else 0
-    return "downloading" if temps > temps_before else "starting"
+    return "downloading" if list((store.root / "tmp").glob("*/blob-*")) else "starting"
 
 
 def _repull(registry: RegistryServer, store: CrashStore) -> None:
@@ -184,6 +184,8 @@ def _check_after_kill(store: CrashStore, registry: RegistryServer, image_id: str
         pytest.fail(f"{where}: re-pull: {error!r}")
     with Store.open(store.options).reading() as view:
         assert view.lookup_image(NAME).id == image_id, where
+    left = list((store.root / "tmp").iterdir())
+    assert left == [], f"{where}: temp files left after the re-pull (the killed pull's are removed by it): {left}"
 
 
 def test_sigkill_of_a_pull_at_random_points(registry: RegistryServer, podman: str, crash_store: CrashStore) -> None:
@@ -193,23 +195,25 @@ def test_sigkill_of_a_pull_at_random_points(registry: RegistryServer, podman: st
     image_id = image.config.digest.split(":", 1)[1]
     argv = [PALLET_TRANSFER, "copy", "--quiet", "--src-tls-verify=false", f"docker://{registry.host}/crash/image:v1",
             crash_store.spec]
-    started = time.monotonic()
-    first = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    duration = time.monotonic() - started
-    assert first.returncode == 0, first.stderr
-    crash_store.delete_image()
+    durations = []
+    for _ in range(2):  # the second, warm pull is the one measured (the first also compiles and caches)
+        started = time.monotonic()
+        pulled = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        durations.append(time.monotonic() - started)
+        assert pulled.returncode == 0, pulled.stderr
+        crash_store.delete_image()
+    duration = durations[-1]
 
     rng = random.Random(seed)
     phases = []
     for point in range(POINTS):
         delay = rng.uniform(0, duration)
         where = f"seed={seed} (PALLET_CRASH_SEED to replay), point {point}, SIGKILL after {delay:.3f}s of {duration:.3f}s"
-        temps_before = len(list((crash_store.root / "tmp").glob("pallet-blob-*")))
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         status = proc.wait()
-        phases.append(_phase(crash_store, temps_before) if status == -signal.SIGKILL else f"exited {status}")
+        phases.append(_phase(crash_store) if status == -signal.SIGKILL else f"exited {status}")
         _check_after_kill(crash_store, registry, image_id, where)
         crash_store.delete_image()
 
@@ -217,5 +221,4 @@ def test_sigkill_of_a_pull_at_random_points(registry: RegistryServer, podman: st
     assert again.returncode == 0, f"seed={seed}: {again.stderr}"
     listed = crash_store.podman("images", "--format", "json")
     assert [i["Id"] for i in json.loads(listed.stdout)] == [image_id], f"seed={seed}: {listed.stdout} {listed.stderr}"
-    leftover = len(list((crash_store.root / "tmp").glob("pallet-blob-*")))
-    print(f"seed={seed} pull={duration:.3f}s phases={phases} temp blobs left by killed pulls={leftover}")
+    print(f"seed={seed} pull={duration:.3f}s phases={phases}")
