@@ -39,7 +39,7 @@ NAME = "localhost/rootless/owned:v1"
 
 
 def _owned_layer() -> images.Layer:
-    """A layer whose files belong to container uids/gids 0, 1 and 1000 (modes that hide them from others)."""
+    """A layer whose files belong to container uids/gids 0, 1 and 1000 (modes that hide them from others), and a device."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, kind, uid, gid, mode, data in [
@@ -49,9 +49,12 @@ def _owned_layer() -> images.Layer:
             ("srv", tarfile.DIRTYPE, 0, 0, 0o755, b""),
             ("srv/app.conf", tarfile.REGTYPE, 1000, 1000, 0o640, b"owner 1000\n"),
             ("srv/shared", tarfile.REGTYPE, 1, 1000, 0o644, b"mixed\n"),
+            ("dev", tarfile.DIRTYPE, 0, 0, 0o755, b""),
+            ("dev/null", tarfile.CHRTYPE, 0, 0, 0o666, b""),  # cannot be made in a user namespace: skipped
         ]:
             info = tarfile.TarInfo(path)
             info.type, info.uid, info.gid, info.mode, info.mtime = kind, uid, gid, mode, images.EPOCH
+            info.devmajor, info.devminor = (1, 3) if kind == tarfile.CHRTYPE else (0, 0)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data else None)
     raw = out.getvalue()
@@ -153,6 +156,7 @@ def test_copy_into_a_rootless_overlay_store_matches_podmans_own_pull(
     ours = _owners(side.top / "ours" / "overlay" / layer_id / "diff")
     theirs = _owners(side.top / "podman" / "overlay" / _top_layer(side.top / "podman", listed["Id"]) / "diff")
     assert ours == theirs
+    assert "dev" in ours and "dev/null" not in ours  # the device node skipped, as c/storage does in the namespace
     subuid = next(int(line.split(":")[1]) for line in Path("/etc/subuid").read_text().splitlines()
                   if line.split(":")[0] in (side.user.name, str(side.user.uid)))
     assert ours["home/daemon/secret"][:2] == (subuid, subuid)  # container uid 1 -> the first subordinate id

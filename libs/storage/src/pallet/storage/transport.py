@@ -72,6 +72,7 @@ from pallet.storage.errors import LayerNotFound, NotFound
 from pallet.storage.image_store import pulled_big_data
 from pallet.storage.records import Image
 from pallet.storage.store import Store
+from pallet.storage.tarengine import ApplyOptions
 from pallet.storage.userns.command import ROOTLESS_UID
 
 NAME = "containers-storage"
@@ -405,6 +406,9 @@ class StorageDestination(ImageDestination):
             staged.append(blob)
         manifest_digest = _sha256(raw)
         image_id = records.image_id_for_config(config_digest)
+        # rootless (in podman's user namespace): device nodes cannot be made and are skipped, as c/storage does
+        apply_options = ApplyOptions(whiteouts=self._store.driver.whiteouts, skip_devices=True) \
+            if self._store.options.rootless else None
         with self._store.writing() as view:
             parent = ""
             for blob, diff_id in zip(staged, diff_ids, strict=True):
@@ -413,7 +417,8 @@ class StorageDestination(ImageDestination):
                     view.layer(layer_id)
                 except LayerNotFound:
                     with open(blob.path, "rb") as diff:
-                        view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id)
+                        view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id,
+                                          options=apply_options)
                 parent = layer_id
             big_data = pulled_big_data(config_digest, config, manifest_digest, raw)
             try:
