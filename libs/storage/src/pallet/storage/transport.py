@@ -22,6 +22,12 @@ A source may also name an image by its full ID instead of NAME.
   it, created at the config's ``created``; an image with that ID already
   there gets the name and the big data).
   The temp directory is removed by ``commit`` and by ``close``.
+- Rootless: the tools run themselves again in podman's user namespace
+  (:mod:`pallet.storage.userns.reexec`) before opening a store, so the layer
+  files get podman's owners. A library caller that opens a rootless store
+  unprivileged outside it is served the same way by a child in the
+  namespace: the destination's store work (``commit``) and the source's
+  layer reads run there (:func:`pallet.storage.userns.unshare.run_in_userns`).
 - Source: the manifest stored as big data, the config, and each layer as
   ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
   source does for layers it only holds uncompressed, the manifest served is
@@ -74,6 +80,7 @@ from pallet.storage.records import Image
 from pallet.storage.store import Store
 from pallet.storage.tarengine import ApplyOptions
 from pallet.storage.userns.command import ROOTLESS_UID
+from pallet.storage.userns.unshare import run_in_userns
 
 NAME = "containers-storage"
 
@@ -290,8 +297,10 @@ class StorageSource(ImageSource):
             layer_id, _ = self._diff_ids[wanted]
             out = tempfile.TemporaryFile(dir=os.path.join(self._store.options.graph_root, "tmp"))
             try:
-                with self._store.reading() as view:
-                    _, size = view.layer_diff(layer_id, out)
+                if _outside_user_namespace(self._store):  # files owned by subordinate ids: read them as podman does
+                    _, size = run_in_userns(_layer_diff_into, self._store, layer_id, out)
+                else:
+                    _, size = _layer_diff_into(self._store, layer_id, out)
                 out.seek(0)
             except BaseException:
                 out.close()
@@ -404,31 +413,13 @@ class StorageDestination(ImageDestination):
             if blob is None:
                 raise TransportError(f"{self._reference}: layer {descriptor['digest']} was not written")
             staged.append(blob)
-        manifest_digest = _sha256(raw)
+        big_data = pulled_big_data(config_digest, config, _sha256(raw), raw)
         image_id = records.image_id_for_config(config_digest)
-        # rootless (in podman's user namespace): device nodes cannot be made and are skipped, as c/storage does
-        apply_options = ApplyOptions(whiteouts=self._store.driver.whiteouts, skip_devices=True) \
-            if self._store.options.rootless else None
-        with self._store.writing() as view:
-            parent = ""
-            for blob, diff_id in zip(staged, diff_ids, strict=True):
-                layer_id = records.layer_chain_id(parent, diff_id)
-                try:
-                    view.layer(layer_id)
-                except LayerNotFound:
-                    with open(blob.path, "rb") as diff:
-                        view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id,
-                                          options=apply_options)
-                parent = layer_id
-            big_data = pulled_big_data(config_digest, config, manifest_digest, raw)
-            try:
-                view.lookup_image(image_id)
-            except NotFound:
-                view.create_image(image_id, parent, (), big_data=big_data, created=created)
-            else:
-                for key, data in big_data:
-                    view.set_image_big_data(image_id, key, data)
-            view.add_names(image_id, [self._reference.name])
+        layer_plan = [(blob.path, diff_id) for blob, diff_id in zip(staged, diff_ids, strict=True)]
+        if _outside_user_namespace(self._store):  # a library caller that did not re-exec: write in a child there
+            run_in_userns(_write_image, self._store, layer_plan, image_id, big_data, created, self._reference.name)
+        else:
+            _write_image(self._store, layer_plan, image_id, big_data, created, self._reference.name)
         self._committed = True
         self.close()
 
@@ -502,6 +493,52 @@ class _Staging:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._fd)
         self._fd = None
+
+
+def _outside_user_namespace(store: Store) -> bool:
+    """True for a rootless store opened by an unprivileged process outside podman's user namespace.
+
+    The tools run themselves again inside it (:mod:`pallet.storage.userns.reexec`),
+    where the process is uid 0; a library caller that did not is helped by
+    doing the store work in a child in the namespace (:func:`run_in_userns`).
+    """
+    return store.options.rootless and os.geteuid() != 0
+
+
+def _write_image(store: Store, layers: list[tuple[str, str]], image_id: str, big_data: list[tuple[str, bytes]],
+                 created: str, name: str) -> None:
+    """Create the layers (path of the staged blob, diff_id; reusing existing chains), then the image and its name.
+
+    Rootless (in podman's user namespace) device nodes cannot be made and are
+    skipped, as c/storage does there.
+    """
+    apply_options = ApplyOptions(whiteouts=store.driver.whiteouts, skip_devices=True) if store.options.rootless else None
+    with store.writing() as view:
+        parent = ""
+        for path, diff_id in layers:
+            layer_id = records.layer_chain_id(parent, diff_id)
+            try:
+                view.layer(layer_id)
+            except LayerNotFound:
+                with open(path, "rb") as diff:
+                    view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id, options=apply_options)
+            parent = layer_id
+        try:
+            view.lookup_image(image_id)
+        except NotFound:
+            view.create_image(image_id, parent, (), big_data=big_data, created=created)
+        else:
+            for key, data in big_data:
+                view.set_image_big_data(image_id, key, data)
+        view.add_names(image_id, [name])
+
+
+def _layer_diff_into(store: Store, layer_id: str, out: BinaryIO) -> tuple[str, int]:
+    """Rebuild a layer's tar into ``out`` (flushed: it may be written by a child); (digest, size)."""
+    with store.reading() as view:
+        result = view.layer_diff(layer_id, out)
+    out.flush()
+    return result
 
 
 def _created(config: Any) -> str:
