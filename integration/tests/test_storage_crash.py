@@ -20,6 +20,11 @@ At the end the command itself pulls once more and podman lists the image.
 
 The image is then deleted, so that the next kill can land in layer creation.
 The seed is printed in every failure; PALLET_CRASH_SEED=N replays a run.
+
+A shorter rootless run (3 points, as the test user: the command and itself
+again in the user namespace) checks that no process of a killed pull is left
+and that our write-mode open (in the namespace), rootless podman and a re-pull
+then work.
 """
 
 from __future__ import annotations
@@ -222,3 +227,98 @@ def test_sigkill_of_a_pull_at_random_points(registry: RegistryServer, podman: st
     listed = crash_store.podman("images", "--format", "json")
     assert [i["Id"] for i in json.loads(listed.stdout)] == [image_id], f"seed={seed}: {listed.stdout} {listed.stderr}"
     print(f"seed={seed} pull={duration:.3f}s phases={phases}")
+
+
+ROOTLESS_POINTS = 3
+ROOTLESS_CHECK = r"""
+import json, sys
+from pallet.storage.userns.unshare import run_in_userns
+
+def check(root, run, uid):
+    from pallet.storage.config import StoreOptions
+    from pallet.storage.store import Store
+    store = Store.open(StoreOptions(graph_root=root, run_root=run, driver="overlay", rootless=True, rootless_uid=uid))
+    with store.reading() as view:
+        view.images()
+        view.layers()
+    with store.writing() as view:  # our next write-mode open, in the namespace as the tool does it
+        return sorted(layer.id for layer in view.layers())
+
+print(json.dumps(run_in_userns(check, sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+"""
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.rootless
+def test_sigkill_of_a_rootless_pull_leaves_no_process_and_a_usable_store(
+        registry: RegistryServer, podman: str, rootless_user: Any, rootless_tmp_path: Path) -> None:
+    """The rootless pull is two processes (the command waiting, and itself again in the user namespace):
+    killing the first kills the second too (PR_SET_PDEATHSIG), and the store stays usable for both tools."""
+    seed = int(os.environ.get("PALLET_CRASH_SEED") or secrets.randbits(32))
+    image = crash_image()
+    push_image(registry, "crash/image", image, "v1")
+    image_id = image.config.digest.split(":", 1)[1]
+    for sub, mode in (("home", 0o755), ("run", 0o700)):
+        (rootless_tmp_path / sub).mkdir(mode=mode)
+        if os.geteuid() == 0:
+            os.chown(rootless_tmp_path / sub, rootless_user.uid, rootless_user.gid)
+    env = rootless_user.environment({"HOME": str(rootless_tmp_path / "home"), "XDG_RUNTIME_DIR": str(rootless_tmp_path / "run")})
+    root, run = rootless_tmp_path / "root", rootless_tmp_path / "rr"
+    spec = f"containers-storage:[overlay@{root}+{run}]{NAME}"
+    argv = [PALLET_TRANSFER, "copy", "--quiet", "--src-tls-verify=false", f"docker://{registry.host}/crash/image:v1", spec]
+    podman_argv = [podman, "--root", str(root), "--runroot", str(run), "--storage-driver", "overlay"]
+    as_user = {"user": rootless_user.uid, "group": rootless_user.gid, "extra_groups": []} if os.geteuid() == 0 else {}
+
+    def run_as_user(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, capture_output=True, text=True, env=env, cwd=rootless_tmp_path, timeout=120, **as_user)
+
+    try:
+        started = time.monotonic()
+        pulled = run_as_user(argv)
+        duration = time.monotonic() - started
+        assert pulled.returncode == 0, pulled.stderr
+        removed = run_as_user([*podman_argv, "rmi", NAME])
+        assert removed.returncode == 0, removed.stderr
+        rng = random.Random(seed)
+        for point in range(ROOTLESS_POINTS):
+            delay = rng.uniform(0, duration)
+            where = f"seed={seed} (PALLET_CRASH_SEED to replay), rootless point {point}, SIGKILL after {delay:.3f}s"
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                    cwd=rootless_tmp_path, **as_user)  # type: ignore[call-overload]
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            deadline = time.monotonic() + 5
+            while _processes_naming(str(root)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _processes_naming(str(root)) == [], f"{where}: a process of the killed pull is still running"
+            checked = run_as_user([sys.executable, "-c", ROOTLESS_CHECK, str(root), str(run), str(rootless_user.uid)])
+            assert checked.returncode == 0, f"{where}: our write-mode open: {checked.stderr}"
+            records = json.loads((root / "overlay-layers" / "layers.json").read_bytes() or b"[]")
+            assert [r["id"] for r in records if (r.get("flags") or {}).get("incomplete")] == [], where
+            assert sorted(r["id"] for r in records) == json.loads(checked.stdout.splitlines()[-1]), where
+            listed = run_as_user([*podman_argv, "images", "--format", "json"])
+            assert listed.returncode == 0, f"{where}: podman images: {listed.stderr}"
+            again = run_as_user(argv)
+            assert again.returncode == 0, f"{where}: re-pull: {again.stderr}"
+            removed = run_as_user([*podman_argv, "rmi", NAME])  # podman finds the re-pulled image and removes it
+            assert removed.returncode == 0 and image_id in removed.stdout, f"{where}: podman rmi: {removed.stderr}"
+    finally:
+        pause = rootless_tmp_path / "run" / "libpod" / "tmp" / "pause.pid"
+        if pause.exists():  # the pause process the test's podman started (private XDG_RUNTIME_DIR)
+            try:
+                os.kill(int(pause.read_text().strip()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
