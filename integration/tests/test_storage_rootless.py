@@ -1,13 +1,14 @@
-"""containers-storage: as the unprivileged test user, beside the real rootless podman and skopeo.
+"""containers-storage: as the unprivileged test user (and as root), beside the real podman and skopeo.
 
 pallet-transfer, run as ``pallet-test``, runs itself again in podman's user
 namespace (the user's uid -> 0, its /etc/subuid and /etc/subgid ranges -> 1..)
 before touching a store, so the layer files it extracts get the owners podman
 gives them. The image used has files owned by container uids 1 and 1000.
 
-Each test gives the user a private HOME and XDG_RUNTIME_DIR (so the default
-rootless store, podman's pause process and its pause.pid are the test's own);
-the pause process is killed by its pid at the end.
+Each test runs once as the test user and once as root (explicit stores only:
+root's default store is the host's), with a private HOME and XDG_RUNTIME_DIR
+(so the default rootless store, podman's pause process and its pause.pid are
+the test's own); the pause process is killed by its pid at the end.
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ def pushed(registry: RegistryServer, owned_image: images.TestImage) -> str:
 
 @dataclass
 class Side:
-    """The test user with a private HOME and XDG_RUNTIME_DIR, and where its explicit stores go."""
+    """Who runs the tools (the test user, or root when ``user`` is None) with a private HOME and
+    XDG_RUNTIME_DIR, and where the explicit stores go."""
 
-    user: RootlessUser
+    user: RootlessUser | None
     top: Path
 
     @property
@@ -87,7 +89,11 @@ class Side:
         return {"HOME": str(self.top / "home"), "XDG_RUNTIME_DIR": str(self.top / "run")}
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        done = self.user.run(list(argv), env=self.env, cwd=self.top, timeout=180)
+        if self.user is None:
+            done = subprocess.run(list(argv), env={**os.environ, **self.env}, cwd=self.top, capture_output=True,
+                                  timeout=180)
+        else:
+            done = self.user.run(list(argv), env=self.env, cwd=self.top, timeout=180)
         if check:
             assert done.returncode == 0, f"{argv} exited {done.returncode}: {done.stderr.decode(errors='replace')}"
         return done
@@ -100,21 +106,33 @@ class Side:
         if store is not None:
             flags = ["--root", str(self.top / store), "--runroot", str(self.top / f"{store}-run"),
                      "--storage-driver", "overlay"]
+            if self.user is None:  # root: keep podman's own state (else /run/libpod) private too
+                flags += ["--tmpdir", str(self.top / f"{store}-run" / "libpod")]
         return self.run("podman", *flags, *args, check=check)
+
+    @property
+    def kind(self) -> str:
+        return "root" if self.user is None else "rootless"
 
     def spec(self, store: str, name: str = NAME) -> str:
         return f"containers-storage:[overlay@{self.top / store}+{self.top / f'{store}-run'}]{name}"
 
 
-@pytest.fixture
-def side(rootless_user: RootlessUser, rootless_tmp_path: Path, podman: str) -> Iterator[Side]:
+@pytest.fixture(params=["rootless", "root"])
+def side(request: pytest.FixtureRequest, rootless_tmp_path: Path, podman: str) -> Iterator[Side]:
+    user: RootlessUser | None = None
+    if request.param == "root":
+        if os.geteuid() != 0:
+            pytest.skip("the root side needs root")
+    else:
+        user = request.getfixturevalue("rootless_user")
     for sub, mode in (("home", 0o755), ("run", 0o700)):
         path = rootless_tmp_path / sub
         path.mkdir(mode=mode)
         path.chmod(mode)
-        if os.geteuid() == 0:
-            os.chown(path, rootless_user.uid, rootless_user.gid)
-    yield Side(rootless_user, rootless_tmp_path)
+        if os.geteuid() == 0 and user is not None:
+            os.chown(path, user.uid, user.gid)
+    yield Side(user, rootless_tmp_path)
     pause = rootless_tmp_path / "run" / "libpod" / "tmp" / "pause.pid"
     if pause.exists():  # the pause process the test's podman started (private XDG_RUNTIME_DIR): end it
         try:
@@ -156,15 +174,24 @@ def test_copy_into_a_rootless_overlay_store_matches_podmans_own_pull(
     ours = _owners(side.top / "ours" / "overlay" / layer_id / "diff")
     theirs = _owners(side.top / "podman" / "overlay" / _top_layer(side.top / "podman", listed["Id"]) / "diff")
     assert ours == theirs
+    if side.user is None:  # root: the ids as they are, and the device node made
+        assert (ours["home/daemon/secret"][:2], ours["srv/app.conf"][:2], ours["home"][:2]) == ((1, 1), (1000, 1000), (0, 0))
+        diff = side.top / "ours" / "overlay" / layer_id / "diff"
+        assert stat.S_ISCHR((diff / "dev" / "null").lstat().st_mode)
+        return
     assert "dev" in ours and "dev/null" not in ours  # the device node skipped, as c/storage does in the namespace
     subuid = next(int(line.split(":")[1]) for line in Path("/etc/subuid").read_text().splitlines()
                   if line.split(":")[0] in (side.user.name, str(side.user.uid)))
-    assert ours["home/daemon/secret"][:2] == (subuid, subuid)  # container uid 1 -> the first subordinate id
-    assert ours["srv/app.conf"][:2] == (subuid + 999, subuid + 999)
+    subgid = next(int(line.split(":")[1]) for line in Path("/etc/subgid").read_text().splitlines()
+                  if line.split(":")[0] in (side.user.name, str(side.user.uid)))
+    assert ours["home/daemon/secret"][:2] == (subuid, subgid)  # container 1 -> the first subordinate ids
+    assert ours["srv/app.conf"][:2] == (subuid + 999, subgid + 999)
     assert ours["home"][:2] == (side.user.uid, side.user.gid)  # container root -> the user
 
 
 def test_copy_into_the_default_rootless_store(side: Side, pushed: str, owned_image: images.TestImage) -> None:
+    if side.user is None:
+        pytest.skip("root's default store is the host's /var/lib/containers/storage")
     side.transfer("copy", "--quiet", "--src-tls-verify=false", f"docker://{pushed}", f"containers-storage:{NAME}")
     assert (side.top / "home" / ".local" / "share" / "containers" / "storage").is_dir()
     listed = _listed(side, None)
@@ -178,23 +205,23 @@ def test_copy_into_the_default_rootless_store(side: Side, pushed: str, owned_ima
 
 def test_podman_pulled_image_is_read_and_pushed_back(
         side: Side, pushed: str, owned_image: images.TestImage, registry: RegistryServer, skopeo: str) -> None:
-    side.podman("pull", "--quiet", "--tls-verify=false", pushed)
-    side.transfer("copy", "--quiet", "--dest-tls-verify=false", f"containers-storage:{pushed}",
-                  f"docker://{registry.host}/rootless/back:v1")
-    side.run(skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"containers-storage:{pushed}",
-             f"docker://{registry.host}/rootless/back-skopeo:v1")
-    ours = _registry_digest(registry, "rootless/back", "v1")
-    theirs = _registry_digest(registry, "rootless/back-skopeo", "v1")
+    store = "podman" if side.user is None else None  # rootless: the default store, under the private HOME
+    source = side.spec("podman", pushed) if store else f"containers-storage:{pushed}"
+    side.podman("pull", "--quiet", "--tls-verify=false", pushed, store=store)
+    back = f"{registry.host}/{side.kind}/back"
+    side.transfer("copy", "--quiet", "--dest-tls-verify=false", source, f"docker://{back}:v1")
+    side.run(skopeo, "copy", "--quiet", "--dest-tls-verify=false", source, f"docker://{back}-skopeo:v1")
+    ours = _registry_digest(registry, back.split("/", 1)[1], "v1")
+    theirs = _registry_digest(registry, back.split("/", 1)[1] + "-skopeo", "v1")
     assert ours == theirs == owned_image.digest
 
 
 def test_skopeo_copies_a_pallet_pulled_image_to_a_registry(
         side: Side, pushed: str, owned_image: images.TestImage, registry: RegistryServer, skopeo: str) -> None:
     side.transfer("copy", "--quiet", "--src-tls-verify=false", f"docker://{pushed}", side.spec("ours"))
-    side.run(skopeo, "copy", "--quiet", "--dest-tls-verify=false", side.spec("ours"),
-             f"docker://{registry.host}/rootless/from-pallet:v1")
-    status, _, body = registry.request("GET", "/v2/rootless/from-pallet/manifests/v1",
-                                       headers={"Accept": images.OCI_MANIFEST})
+    repository = f"{side.kind}/from-pallet"
+    side.run(skopeo, "copy", "--quiet", "--dest-tls-verify=false", side.spec("ours"), f"docker://{registry.host}/{repository}:v1")
+    status, _, body = registry.request("GET", f"/v2/{repository}/manifests/v1", headers={"Accept": images.OCI_MANIFEST})
     assert status == 200
     assert json.loads(body)["config"]["digest"] == owned_image.config.digest
 
