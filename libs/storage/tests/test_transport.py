@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -208,3 +209,13 @@ def test_a_killed_destinations_temp_dir_is_removed_by_the_next_one(roots: Roots,
             assert dest_dir.exists()  # a live destination's directory is kept (its lock is held)
         live.put_blob(io.BytesIO(config.data), BlobInfo(Digest.parse(config.digest)), is_config=True)
     assert not list((roots.root / "tmp").iterdir())
+
+
+def test_a_bracketed_store_is_rootless_when_the_process_is(tmp_path: Path) -> None:
+    ref = TRANSPORT.parse_reference(f"[overlay@{tmp_path}/r+{tmp_path}/u]x:1")
+    inside = SystemContext(environ=(("_CONTAINERS_ROOTLESS_UID", "1001"), ("HOME", str(tmp_path))), home=tmp_path)
+    options = ref.store_options(inside)  # uid 0 in podman's namespace, for user 1001: user.overlay xattrs
+    assert (options.rootless, options.rootless_uid, options.driver) == (True, 1001, "overlay")
+    if os.geteuid() == 0:
+        outside = ref.store_options(SystemContext(environ=(("HOME", str(tmp_path)),), home=tmp_path))
+        assert (outside.rootless, outside.rootless_uid) == (False, 0)
