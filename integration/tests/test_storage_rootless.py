@@ -247,3 +247,49 @@ def _registry_digest(registry: RegistryServer, repository: str, tag: str) -> str
     status, headers, _ = registry.request("HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": accept})
     assert status == 200, f"{repository}:{tag}: HTTP {status}"
     return str(headers["docker-content-digest"])
+
+
+def _high_id_image(test_images: Any) -> images.TestImage:
+    """Busybox and a file owned by uid 70000, outside a 65536-id subordinate range."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("high")
+        info.uid, info.gid, info.size, info.mtime = 70000, 0, 3, images.EPOCH
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    raw = out.getvalue()
+    layer = images.Layer(images.OCI_LAYER["gzip"], images.compress(raw, "gzip"), diff_id=images.sha256(raw))
+    image = images.make_image((test_images.single_layer.layers[0], layer))
+    compact = json.dumps(json.loads(image.manifest.data), separators=(",", ":")).encode()
+    return images.TestImage(images.Blob(image.manifest.media_type, compact), image.config, image.layers)
+
+
+def test_ids_outside_the_mapping_fail_clearly_or_are_squashed_with_ignore_chown_errors(
+        side: Side, registry: RegistryServer, test_images: Any) -> None:
+    if side.user is None:
+        pytest.skip("root maps every id")
+    ranges = [line.split(":") for line in Path("/etc/subuid").read_text().splitlines()]
+    if sum(int(r[2]) for r in ranges if r[0] in (side.user.name, str(side.user.uid))) >= 70000:
+        pytest.skip("the test user's ranges cover uid 70000")
+    push_image(registry, "rootless/high", _high_id_image(test_images), "v1")
+    source = f"docker://{registry.host}/rootless/high:v1"
+    failed = side.transfer("copy", "--quiet", "--src-tls-verify=false", source, side.spec("ours", "localhost/high:v1"),
+                           check=False)
+    assert failed.returncode == 1
+    (line,) = failed.stderr.decode().splitlines()
+    assert "potentially insufficient UIDs or GIDs available in user namespace (requested 70000:0)" in line, line
+    layers = json.loads((side.top / "ours" / "overlay-layers" / "layers.json").read_bytes())
+    assert [r["diff-digest"] for r in layers] == [test_images.single_layer.layers[0].diff_id]  # the base stays, as in c/storage
+    assert not (layers[0].get("flags") or {}).get("incomplete")
+    images_json = side.top / "ours" / "overlay-images" / "images.json"
+    assert not images_json.exists() or json.loads(images_json.read_bytes() or b"[]") == []
+
+    squash = {"STORAGE_DRIVER": "overlay", "STORAGE_OPTS": "overlay.ignore_chown_errors=true"}
+    squashed_env = {**side.env, **squash}
+    done = side.user.run([PALLET_TRANSFER, "copy", "--quiet", "--src-tls-verify=false", source,
+                          "containers-storage:localhost/high:v1"], env=squashed_env, cwd=side.top, timeout=180)
+    assert done.returncode == 0, done.stderr.decode()
+    listed = side.user.run(["podman", "images", "--format", "{{.Repository}}"], env=squashed_env, cwd=side.top)
+    assert listed.stdout.decode().split() == ["localhost/high"], listed.stderr.decode()
+    graph = side.top / "home" / ".local" / "share" / "containers" / "storage"
+    (high,) = list((graph / "overlay").glob("*/diff/high"))
+    assert (high.stat().st_uid, high.stat().st_gid) == (side.user.uid, side.user.gid)  # the namespace's root

@@ -78,7 +78,7 @@ from pallet.storage.errors import LayerNotFound, NotFound
 from pallet.storage.image_store import pulled_big_data
 from pallet.storage.records import Image
 from pallet.storage.store import Store
-from pallet.storage.tarengine import ApplyOptions
+from pallet.storage.tarengine import ApplyOptions, UsernsFsOps
 from pallet.storage.userns.command import ROOTLESS_UID
 from pallet.storage.userns.unshare import run_in_userns
 
@@ -510,9 +510,11 @@ def _write_image(store: Store, layers: list[tuple[str, str]], image_id: str, big
     """Create the layers (path of the staged blob, diff_id; reusing existing chains), then the image and its name.
 
     Rootless (in podman's user namespace) device nodes cannot be made and are
-    skipped, as c/storage does there.
+    skipped, and ids outside the mapping fail clearly (or, with the overlay
+    option ``ignore_chown_errors``, are given the namespace's root), as
+    c/storage does there.
     """
-    apply_options = ApplyOptions(whiteouts=store.driver.whiteouts, skip_devices=True) if store.options.rootless else None
+    ignore_chown_errors = _parse_bool(store.options.driver_option("ignore_chown_errors") or "false")
     with store.writing() as view:
         parent = ""
         for path, diff_id in layers:
@@ -520,8 +522,11 @@ def _write_image(store: Store, layers: list[tuple[str, str]], image_id: str, big
             try:
                 view.layer(layer_id)
             except LayerNotFound:
+                options = ApplyOptions(whiteouts=store.driver.whiteouts, skip_devices=True,
+                                       fsops=UsernsFsOps(ignore_chown_errors=ignore_chown_errors)) \
+                    if store.options.rootless else None
                 with open(path, "rb") as diff:
-                    view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id, options=apply_options)
+                    view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id, options=options)
             parent = layer_id
         try:
             view.lookup_image(image_id)
@@ -531,6 +536,11 @@ def _write_image(store: Store, layers: list[tuple[str, str]], image_id: str, big
             for key, data in big_data:
                 view.set_image_big_data(image_id, key, data)
         view.add_names(image_id, [name])
+
+
+def _parse_bool(text: str) -> bool:
+    """A boolean option value as Go's strconv.ParseBool reads it (anything else is false)."""
+    return text in ("1", "t", "T", "TRUE", "true", "True")
 
 
 def _layer_diff_into(store: Store, layer_id: str, out: BinaryIO) -> tuple[str, int]:
