@@ -7,7 +7,9 @@ import hashlib
 import io
 import json
 import shutil
+import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,7 +161,7 @@ def test_destination_keeps_nothing_of_a_bad_blob_or_an_uncommitted_image(roots: 
         with pytest.raises(DigestMismatch):
             corrupt = layer.data[:-1] + bytes([layer.data[-1] ^ 1])
             dest.put_blob(io.BytesIO(corrupt), BlobInfo(Digest.parse(layer.digest), len(layer.data)))
-        assert not list((roots.root / "tmp").iterdir())
+        assert not list((roots.root / "tmp").glob("*/blob-*"))
         dest.put_blob(io.BytesIO(image.config.data), BlobInfo(Digest.parse(image.config.digest)), is_config=True)
         with pytest.raises(ManifestTypeRejected):
             dest.put_manifest(b'{"schemaVersion":2,"manifests":[]}', "application/vnd.oci.image.index.v1+json")
@@ -181,3 +183,39 @@ def test_default_store_comes_from_storage_conf_in_the_context(roots: Roots, test
     assert roots.open().lookup_image("localhost/pallet/multi:v1").id == test_images.multi_layer.config.digest[7:]
     with dest.new_source(context) as source:
         assert json.loads(source.get_manifest()[0])["config"]["digest"] == test_images.multi_layer.config.digest
+
+
+def test_a_killed_destinations_temp_dir_is_removed_by_the_next_one(roots: Roots, test_images: Any) -> None:
+    ref = TRANSPORT.parse_reference(f"[vfs@{roots.root}+{roots.run}]localhost/x:1")
+    config = test_images.multi_layer.config
+    code = (
+        "import io, os, sys\n"
+        "from pallet.oci.digest import Digest\n"
+        "from pallet.oci.transports.base import BlobInfo, SystemContext\n"
+        "from pallet.storage.transport import TRANSPORT\n"
+        "dest = TRANSPORT.parse_reference(sys.argv[1]).new_destination(SystemContext())\n"
+        "dest.put_blob(io.BytesIO(bytes.fromhex(sys.argv[2])), BlobInfo(Digest.parse(sys.argv[3])), is_config=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, ref.string_within_transport(), config.data.hex(), config.digest],
+                            capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    (left,) = (roots.root / "tmp").iterdir()
+    assert [p.name for p in left.glob("blob-*")]  # the killed writer's blob, still there
+    with ref.new_destination(CTX) as live:
+        dest_dir = next((roots.root / "tmp").iterdir())
+        assert dest_dir != left and not left.exists()  # removed: its lock was free
+        with ref.new_destination(CTX):
+            assert dest_dir.exists()  # a live destination's directory is kept (its lock is held)
+        live.put_blob(io.BytesIO(config.data), BlobInfo(Digest.parse(config.digest)), is_config=True)
+    assert not list((roots.root / "tmp").iterdir())
+
+
+def test_a_bracketed_store_is_rootless_when_the_process_is(tmp_path: Path) -> None:
+    ref = TRANSPORT.parse_reference(f"[overlay@{tmp_path}/r+{tmp_path}/u]x:1")
+    inside = SystemContext(environ=(("_CONTAINERS_ROOTLESS_UID", "1001"), ("HOME", str(tmp_path))), home=tmp_path)
+    options = ref.store_options(inside)  # uid 0 in podman's namespace, for user 1001: user.overlay xattrs
+    assert (options.rootless, options.rootless_uid, options.driver) == (True, 1001, "overlay")
+    if os.geteuid() == 0:
+        outside = ref.store_options(SystemContext(environ=(("HOME", str(tmp_path)),), home=tmp_path))
+        assert (outside.rootless, outside.rootless_uid) == (False, 0)

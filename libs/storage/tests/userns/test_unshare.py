@@ -81,11 +81,21 @@ def test_inside_the_user_is_root_with_podmans_mapping(rootless_user: Any) -> Non
     assert seen["pid"] != seen["outer_pid"] and seen["reaped"]
 
 
-def test_the_mapping_is_the_one_podman_unshare_makes(rootless_user: Any, podman: str) -> None:
+def test_the_mapping_is_the_one_podman_unshare_makes(rootless_user: Any, podman: str, rootless_tmp_path: Path) -> None:
     ours = run_program(rootless_user, """
         print(json.dumps(run_in_userns(lambda: [Path(f"/proc/self/{k}_map").read_text() for k in ("uid", "gid")])))
     """)
-    theirs = rootless_user.run([podman, "unshare", "cat", "/proc/self/uid_map", "/proc/self/gid_map"], timeout=90)
+    runtime = rootless_tmp_path / "run"  # private: podman's pause process (and pause.pid) are this test's own
+    runtime.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(runtime, rootless_user.uid, rootless_user.gid)
+    try:
+        theirs = rootless_user.run([podman, "unshare", "cat", "/proc/self/uid_map", "/proc/self/gid_map"],
+                                   env={"XDG_RUNTIME_DIR": str(runtime)}, timeout=90)
+    finally:
+        pause = runtime / "libpod" / "tmp" / "pause.pid"
+        if pause.exists():
+            os.kill(int(pause.read_text().strip()), 9)
     assert theirs.returncode == 0, theirs.stderr.decode(errors="replace")
     podman_maps = parse_proc_map(theirs.stdout.decode())
     assert parse_proc_map(ours[0] + ours[1]) == podman_maps

@@ -10,8 +10,10 @@ A source may also name an image by its full ID instead of NAME.
 - Destination: stores single-image manifests only (OCI and Docker schema2;
   ``supported_manifest_types`` lists them, so the copy engine picks one
   instance of an index and converts what needs it). ``put_blob`` streams each
-  blob to a temp file in the store's ``tmp`` directory, verified against the
-  digest/size given (a mismatch keeps nothing); the config is also kept in
+  blob to a temp file in the destination's own directory under the store's
+  ``tmp`` (flock'ed while in use; one a killed process left is removed by the
+  next destination on the store), verified against the digest/size given (a
+  mismatch keeps nothing); the config is also kept in
   memory. ``put_manifest`` keeps the manifest. Nothing is written into the
   store before ``commit``, which creates the layers in manifest order (a layer
   whose chain ID already exists is reused, as c/image does: layer ID = chain
@@ -19,7 +21,13 @@ A source may also name an image by its full ID instead of NAME.
   reference's name moved to it, big data as :func:`pulled_big_data` orders
   it, created at the config's ``created``; an image with that ID already
   there gets the name and the big data).
-  Temp files are removed by ``commit`` and by ``close``.
+  The temp directory is removed by ``commit`` and by ``close``.
+- Rootless: the tools run themselves again in podman's user namespace
+  (:mod:`pallet.storage.userns.reexec`) before opening a store, so the layer
+  files get podman's owners. A library caller that opens a rootless store
+  unprivileged outside it is served the same way by a child in the
+  namespace: the destination's store work (``commit``) and the source's
+  layer reads run there (:func:`pallet.storage.userns.unshare.run_in_userns`).
 - Source: the manifest stored as big data, the config, and each layer as
   ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
   source does for layers it only holds uncompressed, the manifest served is
@@ -32,13 +40,16 @@ A source may also name an image by its full ID instead of NAME.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -67,6 +78,9 @@ from pallet.storage.errors import LayerNotFound, NotFound
 from pallet.storage.image_store import pulled_big_data
 from pallet.storage.records import Image
 from pallet.storage.store import Store
+from pallet.storage.tarengine import ApplyOptions, UsernsFsOps
+from pallet.storage.userns.command import ROOTLESS_UID
+from pallet.storage.userns.unshare import run_in_userns
 
 NAME = "containers-storage"
 
@@ -140,15 +154,17 @@ class StorageReference(ImageReference):
         return oci_reference.parse(self.name) if self.name else None
 
     def store_options(self, context: SystemContext) -> StoreOptions:
-        """The store this reference names: the bracketed one, else the default (roots/driver filled from it)."""
+        """The store this reference names: the bracketed one, else the default (roots/driver filled from it).
+
+        Rootless (the user is not root, or ``_CONTAINERS_ROOTLESS_UID`` names
+        another user inside podman's user namespace) holds for a bracketed
+        store too: it picks the overlay driver's ``user.overlay.*`` xattrs, as
+        c/storage decides by the process, not by the store.
+        """
+        host = _host(context)
         if self.graph_root and self.run_root:
-            return StoreOptions(graph_root=self.graph_root, run_root=self.run_root, driver=self.driver)
-        if context.environ is not None:
-            env = dict(context.environ)
-            uid = os.geteuid()
-            host = Host(env=env, uid=uid, euid=uid, home=str(context.home or env.get("HOME", "")))
-        else:
-            host = Host.current()
+            return StoreOptions(graph_root=self.graph_root, run_root=self.run_root, driver=self.driver,
+                                rootless=host.rootless, rootless_uid=host.uid)
         default = resolve_store_options(host)
         if not self.graph_root:
             return default
@@ -166,6 +182,17 @@ class StorageReference(ImageReference):
         if not self.name:
             raise InvalidImageName(NAME, self.string_within_transport(), "a destination needs an image name")
         return StorageDestination(self, self.open_store(context))
+
+
+def _host(context: SystemContext) -> Host:
+    """The host the default store is resolved for: the context's environment and home, else this process's."""
+    if context.environ is None:
+        return Host.current()
+    env = dict(context.environ)
+    euid = os.geteuid()
+    named = env.get(ROOTLESS_UID, "")  # inside podman's (or our re-exec's) user namespace
+    uid = int(named) if named.isdigit() else euid
+    return Host(env=env, uid=uid, euid=euid, home=str(context.home or env.get("HOME", "")))
 
 
 def _layer_tar_type(manifest_type: str) -> str:
@@ -270,8 +297,10 @@ class StorageSource(ImageSource):
             layer_id, _ = self._diff_ids[wanted]
             out = tempfile.TemporaryFile(dir=os.path.join(self._store.options.graph_root, "tmp"))
             try:
-                with self._store.reading() as view:
-                    _, size = view.layer_diff(layer_id, out)
+                if _outside_user_namespace(self._store):  # files owned by subordinate ids: read them as podman does
+                    _, size = run_in_userns(_layer_diff_into, self._store, layer_id, out)
+                else:
+                    _, size = _layer_diff_into(self._store, layer_id, out)
                 out.seek(0)
             except BaseException:
                 out.close()
@@ -301,7 +330,7 @@ class StorageDestination(ImageDestination):
     def __init__(self, reference: StorageReference, store: Store) -> None:
         self._reference = reference
         self._store = store
-        self._tmp = os.path.join(store.options.graph_root, "tmp")
+        self._staging = _Staging(os.path.join(store.options.graph_root, "tmp"))
         self._blobs: dict[str, _Staged] = {}
         self._config: tuple[str, bytes] | None = None
         self._manifest: tuple[bytes, str] | None = None
@@ -320,7 +349,7 @@ class StorageDestination(ImageDestination):
 
     def put_blob(self, stream: BinaryIO, info: BlobInfo, *, is_config: bool = False) -> BlobInfo:
         """Stream to a temp file, verified against ``info`` (digest computed when unknown); nothing kept on failure."""
-        fd, path = tempfile.mkstemp(prefix="pallet-blob-", dir=self._tmp)
+        fd, path = tempfile.mkstemp(prefix="blob-", dir=self._staging.path)
         kept = False
         try:
             with os.fdopen(fd, "wb") as out:
@@ -384,36 +413,142 @@ class StorageDestination(ImageDestination):
             if blob is None:
                 raise TransportError(f"{self._reference}: layer {descriptor['digest']} was not written")
             staged.append(blob)
-        manifest_digest = _sha256(raw)
+        big_data = pulled_big_data(config_digest, config, _sha256(raw), raw)
         image_id = records.image_id_for_config(config_digest)
-        with self._store.writing() as view:
-            parent = ""
-            for blob, diff_id in zip(staged, diff_ids, strict=True):
-                layer_id = records.layer_chain_id(parent, diff_id)
-                try:
-                    view.layer(layer_id)
-                except LayerNotFound:
-                    with open(blob.path, "rb") as diff:
-                        view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id)
-                parent = layer_id
-            big_data = pulled_big_data(config_digest, config, manifest_digest, raw)
-            try:
-                view.lookup_image(image_id)
-            except NotFound:
-                view.create_image(image_id, parent, (), big_data=big_data, created=created)
-            else:
-                for key, data in big_data:
-                    view.set_image_big_data(image_id, key, data)
-            view.add_names(image_id, [self._reference.name])
+        layer_plan = [(blob.path, diff_id) for blob, diff_id in zip(staged, diff_ids, strict=True)]
+        if _outside_user_namespace(self._store):  # a library caller that did not re-exec: write in a child there
+            run_in_userns(_write_image, self._store, layer_plan, image_id, big_data, created, self._reference.name)
+        else:
+            _write_image(self._store, layer_plan, image_id, big_data, created, self._reference.name)
         self._committed = True
         self.close()
 
     def close(self) -> None:
-        """Remove the temp files; idempotent."""
+        """Remove the temp files and their directory; idempotent."""
         with self._lock:
             blobs, self._blobs = list(self._blobs.values()), {}
         for blob in blobs:
             _unlink(blob.path)
+        self._staging.close()
+
+
+class _Staging:
+    """A destination's directory for blobs under the store's ``tmp``, flock'ed while the destination lives.
+
+    A process killed mid-copy leaves its directory behind; the next destination
+    made on the store removes every such directory whose lock it can take
+    (its owner is gone), so killed pulls do not pile up blobs. A directory
+    without its lock file yet (just made) is left alone for a minute.
+    """
+
+    PREFIX = "pallet-dest-"
+    _LOCK = ".lock"
+    _GRACE = 60.0
+
+    def __init__(self, tmp: str) -> None:
+        self.remove_stale(tmp)
+        self.path = tempfile.mkdtemp(prefix=self.PREFIX, dir=tmp)
+        self._fd: int | None = os.open(os.path.join(self.path, self._LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    @classmethod
+    def remove_stale(cls, tmp: str) -> list[str]:
+        """Remove the staging directories in ``tmp`` that no live destination holds; their names."""
+        removed: list[str] = []
+        try:
+            names = [name for name in os.listdir(tmp) if name.startswith(cls.PREFIX)]
+        except FileNotFoundError:
+            return removed
+        for name in names:
+            path = os.path.join(tmp, name)
+            try:
+                fd = os.open(os.path.join(path, cls._LOCK), os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                try:
+                    young = time.time() - os.stat(path).st_mtime < cls._GRACE
+                except FileNotFoundError:
+                    continue
+                if not young:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(name)
+                continue
+            except NotADirectoryError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+            finally:
+                os.close(fd)
+        return removed
+
+    def close(self) -> None:
+        """Remove the directory (with whatever is left in it) and release the lock; idempotent."""
+        if self._fd is None:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _outside_user_namespace(store: Store) -> bool:
+    """True for a rootless store opened by an unprivileged process outside podman's user namespace.
+
+    The tools run themselves again inside it (:mod:`pallet.storage.userns.reexec`),
+    where the process is uid 0; a library caller that did not is helped by
+    doing the store work in a child in the namespace (:func:`run_in_userns`).
+    """
+    return store.options.rootless and os.geteuid() != 0
+
+
+def _write_image(store: Store, layers: list[tuple[str, str]], image_id: str, big_data: list[tuple[str, bytes]],
+                 created: str, name: str) -> None:
+    """Create the layers (path of the staged blob, diff_id; reusing existing chains), then the image and its name.
+
+    Rootless (in podman's user namespace) device nodes cannot be made and are
+    skipped, and ids outside the mapping fail clearly (or, with the overlay
+    option ``ignore_chown_errors``, are given the namespace's root), as
+    c/storage does there.
+    """
+    ignore_chown_errors = _parse_bool(store.options.driver_option("ignore_chown_errors") or "false")
+    with store.writing() as view:
+        parent = ""
+        for path, diff_id in layers:
+            layer_id = records.layer_chain_id(parent, diff_id)
+            try:
+                view.layer(layer_id)
+            except LayerNotFound:
+                options = ApplyOptions(whiteouts=store.driver.whiteouts, skip_devices=True,
+                                       fsops=UsernsFsOps(ignore_chown_errors=ignore_chown_errors)) \
+                    if store.options.rootless else None
+                with open(path, "rb") as diff:
+                    view.create_layer(parent, diff, layer_id=layer_id, uncompressed_digest=diff_id, options=options)
+            parent = layer_id
+        try:
+            view.lookup_image(image_id)
+        except NotFound:
+            view.create_image(image_id, parent, (), big_data=big_data, created=created)
+        else:
+            for key, data in big_data:
+                view.set_image_big_data(image_id, key, data)
+        view.add_names(image_id, [name])
+
+
+def _parse_bool(text: str) -> bool:
+    """A boolean option value as Go's strconv.ParseBool reads it (anything else is false)."""
+    return text in ("1", "t", "T", "TRUE", "true", "True")
+
+
+def _layer_diff_into(store: Store, layer_id: str, out: BinaryIO) -> tuple[str, int]:
+    """Rebuild a layer's tar into ``out`` (flushed: it may be written by a child); (digest, size)."""
+    with store.reading() as view:
+        result = view.layer_diff(layer_id, out)
+    out.flush()
+    return result
 
 
 def _created(config: Any) -> str:

@@ -11,12 +11,12 @@ third-party module (zstandard is imported when a zstd layer is applied).
 from __future__ import annotations
 
 from pallet.storage.tarengine.apply import ApplyOptions, ApplyResult, apply_layer
-from pallet.storage.tarengine.fsops import FsOps, RootFsOps, UnprivilegedFsOps, default_fsops
+from pallet.storage.tarengine.fsops import FsOps, RootFsOps, UnprivilegedFsOps, UsernsFsOps, default_fsops
 from pallet.storage.tarengine.limits import Limits
 from pallet.storage.tarengine.tarsplit import reassemble
 from pallet.storage.tarengine.whiteouts import WhiteoutFormat
 
 __all__ = [
-    "ApplyOptions", "ApplyResult", "FsOps", "Limits", "RootFsOps", "UnprivilegedFsOps", "WhiteoutFormat",
+    "ApplyOptions", "ApplyResult", "FsOps", "Limits", "RootFsOps", "UnprivilegedFsOps", "UsernsFsOps", "WhiteoutFormat",
     "apply_layer", "default_fsops", "reassemble",
 ]

@@ -51,8 +51,9 @@ class ApplyOptions:
     """How to apply: the whiteout form of the driver, the caps, the privileged operations.
 
     ``fsops`` None picks :class:`RootFsOps` as root, else :class:`UnprivilegedFsOps`.
-    ``skip_devices``: without privilege, skip device nodes with a warning
-    instead of refusing the layer.
+    ``skip_devices``: without privilege (or when mknod is refused, as for
+    root of a user namespace), skip device nodes with a warning instead of
+    refusing the layer, as c/storage does in a user namespace.
     """
 
     whiteouts: WhiteoutFormat = WhiteoutFormat.OVERLAY
@@ -343,7 +344,13 @@ class _Applier:
             except (OverflowError, ValueError):
                 raise UnsafeEntryError(member.name, "device numbers out of range") from None
             self._replace(dir_fd, base)
-            self.fsops.mknod_at(dir_fd, base, kind | 0o600, device)
+            try:
+                self.fsops.mknod_at(dir_fd, base, kind | 0o600, device)
+            except PermissionError:  # root of a user namespace: no CAP_MKNOD on the host
+                if not self.options.skip_devices:
+                    raise
+                self.fsops.warnings.append(f"device node {member.name!r} skipped: mknod not permitted here")
+                return
         self.fsops.chown_at(dir_fd, base, member.uid, member.gid)
         os.chmod(base, perm, dir_fd=dir_fd)
         self._xattrs(member, (dir_fd, base))

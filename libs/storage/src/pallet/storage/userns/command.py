@@ -1,7 +1,30 @@
-"""``podman unshare`` as a function: run a command inside the rootless user namespace.
+"""``podman unshare`` and ``buildah unshare`` as functions: run a command inside the rootless user namespace.
 
-The tools expose it later (``pallet-run unshare``, ``pallet-build unshare``);
-this module only runs the command and returns its exit status.
+- :func:`run_unshared`: the building block: ``argv`` in the namespace with
+  the three ``_CONTAINERS_*`` variables, its exit status.
+- :func:`unshare`: what ``pallet-build unshare [COMMAND]`` and
+  ``pallet-run unshare [COMMAND]`` call: the command (or ``$SHELL``) with the
+  environment buildah 1.28 or podman 4.3 gives it.
+
+What the peers give the command (measured as the rootless test user, Debian
+12: buildah 1.28.2, podman 4.3.1): the caller's environment plus
+
+================================  =========================  =============================
+variable                          ``buildah unshare``        ``podman unshare``
+================================  =========================  =============================
+``_CONTAINERS_USERNS_CONFIGURED``  ``done``                   ``done``
+``_CONTAINERS_ROOTLESS_UID/GID``   the user's ids outside     the user's ids outside
+``BUILDAH_ISOLATION``              ``rootless`` if unset      (not set)
+``TMPDIR``                         ``/var/tmp`` if unset      ``/var/tmp`` if unset
+``CONTAINERS_GRAPHROOT/RUNROOT``   (not set)                  the store's graph and run root
+``XDG_CONFIG_HOME``                (not set)                  if unset: ``$HOME/.config`` if
+                                                             a directory, else empty
+================================  =========================  =============================
+
+and both run ``$SHELL`` when no command is named (an error without it).
+Exit status: this module returns the command's status, or 128 + N when it
+was killed by signal N; buildah itself exits 1 for a killed command and for
+a command it cannot execute (the tool maps :class:`ExecFailed` to that).
 """
 
 from __future__ import annotations
@@ -11,13 +34,19 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from typing import Literal
+
+from pallet.storage.config import StoreOptions
 from pallet.storage.userns import _proc
-from pallet.storage.userns.errors import ChildFailed, ExecFailed
+from pallet.storage.userns.errors import ChildFailed, ExecFailed, NoUnshareCommand, UnshareNeedsRootless
 from pallet.storage.userns.unshare import UsernsSetup, rootless_setup, spawn
 
 USERNS_CONFIGURED = "_CONTAINERS_USERNS_CONFIGURED"
 ROOTLESS_UID = "_CONTAINERS_ROOTLESS_UID"
 ROOTLESS_GID = "_CONTAINERS_ROOTLESS_GID"
+BUILDAH_ISOLATION = "BUILDAH_ISOLATION"
+#: containers.conf's ``image_copy_tmp_dir`` default, which both peers put in TMPDIR when it is unset
+DEFAULT_TMPDIR = "/var/tmp"
 
 
 def unshared_environment(env: Mapping[str, str], uid: int, gid: int) -> dict[str, str]:
@@ -99,3 +128,49 @@ def run_unshared(argv: Sequence[str], env: Mapping[str, str] | None = None, *, s
     pid, from_child = spawn(setup, lambda to_parent: _exec_or_report(argv, full_env, to_parent))
     _check_exec(pid, from_child, argv[0], setup.handshake_timeout)
     return _proc.exit_code(_wait(pid))
+
+
+def tool_environment(env: Mapping[str, str], style: Literal["buildah", "podman"], store: StoreOptions | None = None,
+                     tmpdir: str = DEFAULT_TMPDIR) -> dict[str, str]:
+    """``env`` plus what ``buildah unshare`` or ``podman unshare`` add before entering (see the module table).
+
+    ``store`` (podman style) gives CONTAINERS_GRAPHROOT and CONTAINERS_RUNROOT.
+    The ``_CONTAINERS_*`` variables are added by :func:`run_unshared` itself.
+    """
+    out = dict(env)
+    out.setdefault("TMPDIR", tmpdir)
+    if style == "buildah":
+        out.setdefault(BUILDAH_ISOLATION, "rootless")
+    else:
+        if store is not None:
+            out["CONTAINERS_GRAPHROOT"] = store.graph_root
+            out["CONTAINERS_RUNROOT"] = store.run_root
+        if "XDG_CONFIG_HOME" not in out:  # podman: $HOME/.config when that is a directory, else set empty
+            config = os.path.join(os.path.realpath(out["HOME"]), ".config") if out.get("HOME") else ""
+            out["XDG_CONFIG_HOME"] = config if config and os.path.isdir(config) else ""
+    return out
+
+
+def unshare(command: Sequence[str], env: Mapping[str, str] | None = None, *,
+            style: Literal["buildah", "podman"] = "buildah", store: StoreOptions | None = None,
+            setup: UsernsSetup | None = None) -> int:
+    """``buildah unshare [COMMAND]`` (or podman's) as a function: its exit status.
+
+    ``command`` empty runs ``$SHELL`` from ``env`` (default: this process's
+    environment); NoUnshareCommand when that is unset too. The environment is
+    :func:`tool_environment` for ``style``, then :func:`run_unshared` adds the
+    ``_CONTAINERS_*`` variables; the namespace has the user's mapping from
+    /etc/subuid and /etc/subgid (or ``setup``'s). As root without a ``setup``
+    it raises UnshareNeedsRootless, as podman does. Errors of the setup
+    (NoSubIDRanges, HelperMissing, ...) and ExecFailed as :func:`run_unshared`.
+    """
+    base = dict(os.environ if env is None else env)
+    argv = list(command)
+    if not argv:
+        shell = base.get("SHELL", "")
+        if not shell:
+            raise NoUnshareCommand()
+        argv = [shell]
+    if setup is None and os.geteuid() == 0:
+        raise UnshareNeedsRootless()
+    return run_unshared(argv, tool_environment(base, style, store), setup=setup)

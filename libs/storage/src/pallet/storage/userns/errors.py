@@ -9,8 +9,10 @@
         ├── UnshareFailed           the kernel refused unshare(CLONE_NEWUSER | CLONE_NEWNS)
         ├── IDMapFailed             newuidmap/newgidmap (or the write of /proc/PID/*_map) failed
         ├── UsernsTimeout           the child or a helper did not answer in time (the child was killed)
-        └── ChildFailed             the child died before returning a result, or raised something unpicklable
-            └── ExecFailed          the command to run in the namespace could not be executed
+        ├── ChildFailed             the child died before returning a result, or raised something unpicklable
+        │   └── ExecFailed          the command to run in the namespace could not be executed
+        ├── NoUnshareCommand        ``unshare`` without a command and without $SHELL
+        └── UnshareNeedsRootless    ``unshare`` as root (podman refuses it; buildah 1.28 fails)
 
 Every message ends with a hint of what to do, as podman's do.
 """
@@ -117,3 +119,17 @@ class ExecFailed(ChildFailed):
         self.errno = errno
         self.why = why
         super().__init__(f"cannot execute {program!r} in the user namespace: {why}")
+
+
+class NoUnshareCommand(UsernsError):
+    """``unshare`` was given no command and $SHELL is not set (buildah: "no command specified")."""
+
+    def __init__(self) -> None:
+        super().__init__("no command specified: name the command to run, or set $SHELL")
+
+
+class UnshareNeedsRootless(UsernsError):
+    """``unshare`` as root: there is no rootless user namespace to enter (podman's answer)."""
+
+    def __init__(self) -> None:
+        super().__init__("please use unshare with rootless: as root there is no rootless user namespace to enter")

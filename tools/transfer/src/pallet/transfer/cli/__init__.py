@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
+        if any("containers-storage:" in arg for arg in args):
+            from pallet.storage.userns import reexec
+
+            if reexec.needs_reexec(args):  # unprivileged: run in podman's user namespace, as skopeo does
+                return reexec.reexec_in_userns([sys.executable, "-m", "pallet.transfer", *args])
         from pallet.transfer.cli.app import run
 
         return run(args)
