@@ -189,9 +189,8 @@ def test_copy_into_a_rootless_overlay_store_matches_podmans_own_pull(
     assert ours["home"][:2] == (side.user.uid, side.user.gid)  # container root -> the user
 
 
+@pytest.mark.parametrize("side", ["rootless"], indirect=True)  # root's default store is the host's own
 def test_copy_into_the_default_rootless_store(side: Side, pushed: str, owned_image: images.TestImage) -> None:
-    if side.user is None:
-        pytest.skip("root's default store is the host's /var/lib/containers/storage")
     side.transfer("copy", "--quiet", "--src-tls-verify=false", f"docker://{pushed}", f"containers-storage:{NAME}")
     assert (side.top / "home" / ".local" / "share" / "containers" / "storage").is_dir()
     listed = _listed(side, None)
@@ -263,10 +262,9 @@ def _high_id_image(test_images: Any) -> images.TestImage:
     return images.TestImage(images.Blob(image.manifest.media_type, compact), image.config, image.layers)
 
 
+@pytest.mark.parametrize("side", ["rootless"], indirect=True)  # root maps every id
 def test_ids_outside_the_mapping_fail_clearly_or_are_squashed_with_ignore_chown_errors(
         side: Side, registry: RegistryServer, test_images: Any) -> None:
-    if side.user is None:
-        pytest.skip("root maps every id")
     ranges = [line.split(":") for line in Path("/etc/subuid").read_text().splitlines()]
     if sum(int(r[2]) for r in ranges if r[0] in (side.user.name, str(side.user.uid))) >= 70000:
         pytest.skip("the test user's ranges cover uid 70000")
