@@ -128,11 +128,17 @@ def test_copy_in_seen_by_podman_and_skopeo_then_copied_out(
     assert ["sha256:" + hashlib.sha256(_plain(_blob(ours, d["digest"]))).hexdigest()
             for d in manifest["layers"]] == diff_ids
 
+    inspected = subprocess.run([skopeo, "inspect", roots.spec("localhost/pallet/multi:v1")], capture_output=True,
+                               text=True, timeout=120, check=True)
     with TRANSPORT.parse_reference(f"[vfs@{roots.root}+{roots.run}]@{image_id}").new_source(CTX) as source:
         raw, media_type = source.get_manifest()
-        served = json.loads(raw)
-        assert [d["digest"] for d in served["layers"]] == diff_ids  # rewritten to the uncompressed diffs
-        assert {d["mediaType"] for d in served["layers"]} == {"application/vnd.oci.image.layer.v1.tar"}
+        assert raw == image.manifest.data  # served as stored, as c/image serves it: skopeo shows that digest
+        assert json.loads(inspected.stdout)["Digest"] == image.digest
+        served = source.layer_infos_for_copy()
+        assert served is not None
+        assert [str(d.digest) for d in served] == diff_ids  # what the store really holds: the uncompressed diffs
+        assert {d.media_type for d in served} == {"application/vnd.oci.image.layer.v1.tar"}
+        assert [[str(v.digest) for v in source.blob_variants(d)] for d in served] == [[layer.digest] for layer in image.layers]
         stream, size = source.get_blob(BlobInfo(Digest.parse(diff_ids[0])))
         with stream:
             data = stream.read()
@@ -219,3 +225,34 @@ def test_a_bracketed_store_is_rootless_when_the_process_is(tmp_path: Path) -> No
     if os.geteuid() == 0:
         outside = ref.store_options(SystemContext(environ=(("HOME", str(tmp_path)),), home=tmp_path))
         assert (outside.rootless, outside.rootless_uid) == (False, 0)
+
+
+def test_an_image_pushed_back_where_it_was_pulled_from_keeps_its_digests(
+        roots: Roots, registry: Any, test_images: Any, tmp_path: Path) -> None:
+    """Pull from a registry, push back: the compressed layers there are reused, not made anew, so the
+    manifest digest stays although our gzip would not reproduce the layer's bytes (it was made at level 1)."""
+    from pallet_testing import images
+    from pallet_testing.push import push_image
+
+    raw = gzip.decompress(test_images.multi_layer.layers[0].data)
+    fast = images.Layer(images.OCI_LAYER["gzip"], gzip.compress(raw, compresslevel=1, mtime=0), diff_id=images.sha256(raw))
+    assert gzip.compress(raw, mtime=0) != fast.data  # recompressing would change the layer's digest
+    image = images.make_image((fast,))
+    push_image(registry, "pallet/roundtrip", image, "v1")
+    no_tls = SystemContext(tls_verify=False)
+    transports = default_transports()
+    options = CopyOptions(source_context=no_tls, dest_context=no_tls)
+    copy_image(transports.parse_image_name(f"docker://{registry.host}/pallet/roundtrip:v1"),
+               transports.parse_image_name(roots.spec(f"{registry.host}/pallet/roundtrip:v1")), options,
+               policy=Policy.accept_anything())
+    for repository in ("pallet/roundtrip", "pallet/elsewhere"):  # the same repository, and another one (a mount)
+        result = copy_image(transports.parse_image_name(roots.spec(f"{registry.host}/pallet/roundtrip:v1")),
+                            transports.parse_image_name(f"docker://{registry.host}/{repository}:back"), options,
+                            policy=Policy.accept_anything())
+        assert str(result.manifest_digest) == image.digest, repository
+        assert [outcome.action for outcome in result.blobs if not outcome.is_config][0] in ("skipped", "mounted")
+
+    fresh = tmp_path / "layout"  # where the compressed blob is not: compressed anew, a new digest, as c/image does
+    result = copy_image(transports.parse_image_name(roots.spec(f"{registry.host}/pallet/roundtrip:v1")),
+                        transports.parse_image_name(f"oci:{fresh}:v1"), options, policy=Policy.accept_anything())
+    assert str(result.manifest_digest) != image.digest

@@ -28,14 +28,18 @@ A source may also name an image by its full ID instead of NAME.
   unprivileged outside it is served the same way by a child in the
   namespace: the destination's store work (``commit``) and the source's
   layer reads run there (:func:`pallet.storage.userns.unshare.run_in_userns`).
-- Source: the manifest stored as big data, the config, and each layer as
-  ``layer_diff`` rebuilds it (the uncompressed tar). As c/image's storage
-  source does for layers it only holds uncompressed, the manifest served is
-  REWRITTEN: every layer descriptor gets the layer's uncompressed digest and
-  size and the plain tar media type of its manifest family; so the manifest
-  served differs (and digests differently) from the one stored when the
-  layers were pulled compressed. Blobs are read by digest: the config's, or a
-  layer's uncompressed digest.
+- Source: the manifest as stored (as c/image's storage source serves it, so
+  ``inspect`` shows the digest skopeo shows), the config, and each layer as
+  ``layer_diff`` rebuilds it (the uncompressed tar). Since a store holds
+  layers uncompressed only, ``layer_infos_for_copy`` lists them as such (the
+  layer's uncompressed digest and size, the plain tar media type of the
+  manifest's family), and the copy engine copies those, as c/image's
+  ``LayerInfosForCopy`` makes it. ``blob_variants`` names, for each layer,
+  the compressed blob of the stored manifest: a destination that holds it
+  (pushing back to the registry an image was pulled from) reuses it, so the
+  layer and manifest digests stay (c/image gets this from its blob info
+  cache). Blobs are read by digest: the config's, or a layer's uncompressed
+  digest.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from pallet.oci.errors import (
     SizeMismatch,
     TransportError,
 )
+from pallet.oci.spec.image import Descriptor
 from pallet.oci.transports.base import (
     BlobInfo,
     ImageDestination,
@@ -218,6 +223,8 @@ class StorageSource(ImageSource):
         self._store = store
         self._image = image
         self._diff_ids: dict[str, tuple[str, int]] = {}  # uncompressed digest -> (layer ID, size)
+        self._variants: dict[str, tuple[Descriptor, ...]] = {}  # uncompressed digest -> the stored manifest's blob
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, reference: StorageReference, store: Store) -> StorageSource:
@@ -248,11 +255,7 @@ class StorageSource(ImageSource):
             raise LocalImageNotFound(f"{self._reference}: image {self._image.id} has no {key!r}") from error
 
     def get_manifest(self, instance_digest: Digest | None = None) -> tuple[bytes, str]:
-        """The stored manifest with its layers rewritten to the uncompressed diffs this source serves.
-
-        ``instance_digest`` selects a stored ``manifest-<digest>`` item (verified
-        against that digest before the rewrite).
-        """
+        """The manifest as stored; ``instance_digest`` selects a stored ``manifest-<digest>`` item (verified)."""
         if instance_digest is not None:
             raw = self._big_data(f"manifest-{instance_digest}")
             verify_bytes(raw, instance_digest)
@@ -261,32 +264,40 @@ class StorageSource(ImageSource):
             raw = self._big_data(f"manifest-{digest}" if digest else "manifest")
             if digest:
                 verify_bytes(raw, Digest.parse(digest))
-        media_type = _manifest_type(raw)
-        if media_type not in DESTINATION_TYPES:
-            return raw, media_type
-        return self._rewrite(raw, media_type), media_type
+        return raw, _manifest_type(raw)
 
     def _reference_digest(self) -> str:
         if self._reference.name and "@" in self._reference.name:
             return self._reference.name.rsplit("@", 1)[1]
         return ""
 
-    def _rewrite(self, raw: bytes, media_type: str) -> bytes:
+    def layer_infos_for_copy(self, instance_digest: Digest | None = None) -> list[Descriptor] | None:
+        """The layers as this store holds them: uncompressed (see the module docstring)."""
+        raw, media_type = self.get_manifest(instance_digest)
+        if media_type not in DESTINATION_TYPES:
+            return None
         document: dict[str, Any] = json.loads(raw)
         config = json.loads(self._big_data(str(document["config"]["digest"])))
         diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
         layers: list[dict[str, Any]] = document.get("layers", [])
         if len(diff_ids) != len(layers):
             raise TransportError(f"{self._reference}: the config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
-        for descriptor, diff_id in zip(layers, diff_ids, strict=True):
+        served = []
+        for stored, diff_id in zip(layers, diff_ids, strict=True):
             if diff_id not in self._diff_ids:
                 raise TransportError(f"{self._reference}: no layer of the image has diff {diff_id}")
-            descriptor["digest"] = diff_id
-            descriptor["size"] = self._diff_ids[diff_id][1]
-            descriptor["mediaType"] = _layer_tar_type(media_type)
-            descriptor.pop("annotations", None)
-            descriptor.pop("urls", None)
-        return json.dumps(document, separators=(",", ":")).encode()
+            plain = Descriptor(media_type=_layer_tar_type(media_type), digest=Digest.parse(diff_id),
+                               size=self._diff_ids[diff_id][1])
+            served.append(plain)
+            if stored.get("digest") != diff_id:
+                with self._lock:
+                    self._variants[diff_id] = (Descriptor.model_validate(stored),)
+        return served
+
+    def blob_variants(self, descriptor: Descriptor) -> tuple[Descriptor, ...]:
+        """The compressed blob the stored manifest names for a layer served uncompressed."""
+        with self._lock:
+            return self._variants.get(str(descriptor.digest), ())
 
     def get_blob(self, info: BlobInfo) -> tuple[BinaryIO, int]:
         """The config's bytes, or a layer's uncompressed tar rebuilt from tar-split (spooled to a temp file)."""

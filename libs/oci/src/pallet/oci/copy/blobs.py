@@ -60,6 +60,7 @@ class BlobJob:
     target: Compression | None = None
     can_substitute: bool = False
     can_modify: bool = False
+    variants: tuple[Descriptor, ...] = ()  # the source's other encodings of this content (ImageSource.blob_variants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,21 @@ class BlobCopier:
             if reused is not None:
                 mounted = isinstance(reused, ReusedBlob) and reused.mounted
                 return self._skipped(job, reused, "mounted" if mounted else "exists")
+        elif job.can_substitute:  # ...but an encoding of it that the source knows of may be there already
+            for variant in job.variants:
+                if layer_compression(variant.media_type) != job.target:
+                    continue
+                reused = self._session.dest.try_reusing_blob(blob_info(variant), can_substitute=True)
+                if reused is not None and reused.digest in (None, variant.digest):
+                    mounted = isinstance(reused, ReusedBlob) and reused.mounted
+                    return self._variant_reused(job, variant, "mounted" if mounted else "exists")
         return self._stream(job, info)
+
+    def _variant_reused(self, job: BlobJob, variant: Descriptor, reason: SkipReason) -> CopiedBlob:
+        """The destination holds ``variant``: the layer is stored as the variant describes it, unchanged."""
+        self._session.progress.blob_skipped(job.descriptor.digest, variant.size, is_config=job.is_config, reason=reason)
+        action: BlobAction = "skipped" if reason == "exists" else reason
+        return CopiedBlob(StoredLayer(variant, variant.digest, variant.size), action, job.is_config)
 
     def _skipped(self, job: BlobJob, reused: BlobInfo | None, reason: SkipReason) -> CopiedBlob:
         """The blob is not streamed: the destination holds it (``reused``), mounted it, or it is foreign."""

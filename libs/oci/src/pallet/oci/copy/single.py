@@ -111,21 +111,38 @@ def prepare_image(
         raise UnsupportedMediaType(parsed.media_type, context="image manifest")
     signatures = _signatures(session, instance_digest)
     can_modify = not session.options.preserve_digests and not signatures
-    plans = [plan_compression(session, layer, can_modify=can_modify) for layer in model.layers]
-    candidates = _feasible_types(session, parsed, forced_family, plans, can_modify=can_modify)
+    layers = _layers_for_copy(session, model, instance_digest, can_modify=can_modify)
+    plans = [plan_compression(session, layer, can_modify=can_modify) for layer in layers]
+    candidates = _feasible_types(session, parsed, forced_family, layers, plans, can_modify=can_modify)
     copier = BlobCopier(session)
     if session.dest.must_match_runtime_os():
         check_runtime_os(session, model.config)
     substitute = can_modify and session.options.requested_compression is None
     layer_jobs = [
-        BlobJob(layer, target=plan, can_substitute=substitute, can_modify=can_modify)
-        for layer, plan in zip(model.layers, plans)
+        BlobJob(layer, target=plan, can_substitute=substitute, can_modify=can_modify,
+                variants=session.source.blob_variants(layer) if substitute else ())
+        for layer, plan in zip(layers, plans)
     ]
-    layers = copier.copy_all(layer_jobs)
+    copied_layers = copier.copy_all(layer_jobs)
     config = copier.copy(BlobJob(model.config, is_config=True))
-    copied = (config, *layers)
+    copied = (config, *copied_layers)
     manifests = _build_manifests(parsed, candidates, [blob.stored for blob in copied])
     return PreparedImage(parsed, manifests, copied, tuple(signatures))
+
+
+def _layers_for_copy(
+    session: CopySession, model: ImageManifest | DockerManifest, instance_digest: Digest | None, *, can_modify: bool
+) -> tuple[Descriptor, ...]:
+    """The manifest's layers, or those the source says it really serves (``layer_infos_for_copy``)."""
+    updated = session.source.layer_infos_for_copy(instance_digest)
+    if updated is None or tuple(updated) == tuple(model.layers):
+        return tuple(model.layers)
+    if len(updated) != len(model.layers):
+        raise ConversionError(
+            f"{session.source.reference} lists {len(updated)} layers to copy for a manifest of {len(model.layers)}")
+    if not can_modify:
+        raise ConversionError(_why_unmodifiable(session, "storing the layers as this source holds them"))
+    return tuple(updated)
 
 
 def check_runtime_os(session: CopySession, config: Descriptor) -> None:
@@ -162,6 +179,7 @@ def _feasible_types(
     session: CopySession,
     parsed: ParsedManifest[AnyManifest],
     forced_family: Family | None,
+    layers: Sequence[Descriptor],
     plans: Sequence[mt.Compression | None],
     *,
     can_modify: bool,
@@ -180,7 +198,7 @@ def _feasible_types(
     model = parsed.model
     assert isinstance(model, (ImageManifest, DockerManifest))
     planned = [StoredLayer(model.config, model.config.digest, model.config.size)]
-    planned += [StoredLayer(layer, layer.digest, layer.size, plan) for layer, plan in zip(model.layers, plans)]
+    planned += [StoredLayer(layer, layer.digest, layer.size, plan) for layer, plan in zip(layers, plans)]
     feasible, errors = [], []
     for candidate in candidates:
         try:

@@ -44,6 +44,7 @@ from pallet.oci.errors import UnsupportedOperation
 
 if TYPE_CHECKING:
     from pallet.oci.reference import Reference
+    from pallet.oci.spec.image import Descriptor
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,28 @@ class ImageSource(_Closing, ABC):
     def repository_tags(self) -> list[str] | None:
         """The tags of the repository the image lives in, where that means something (registries)."""
         return None
+
+    def layer_infos_for_copy(self, instance_digest: Digest | None = None) -> list[Descriptor] | None:
+        """The layers to copy when they are not the manifest's own, else None.
+
+        A source that holds layers otherwise than its manifest describes them
+        (a containers/storage store keeps them uncompressed) serves the
+        manifest as stored and lists here, in the manifest's order, the blobs
+        it can really give (containers/image's ``LayerInfosForCopy``). The
+        copy engine then copies these and writes a manifest for them.
+        """
+        return None
+
+    def blob_variants(self, descriptor: Descriptor) -> tuple[Descriptor, ...]:
+        """Other blobs with the same content as ``descriptor``, which a destination may already hold.
+
+        For a layer served uncompressed: the compressed blob it was pulled as,
+        described as the stored manifest describes it. When the destination
+        holds that blob, the copy reuses it instead of compressing anew, so an
+        image pulled and pushed back keeps its layer and manifest digests
+        (containers/image gets the same from its blob info cache).
+        """
+        return ()
 
 
 class ImageDestination(_Closing, ABC):
