@@ -165,7 +165,8 @@ def test_mount_through_a_symlinked_graph_root(test_images, short_tmp: Path) -> N
     try:
         merged = driver.mount(ids[-1])
         assert driver.mount(ids[-1]) == merged
-        assert mounted_under(short_tmp) == [str(short_tmp / "real" / "overlay" / ids[-1] / "merged")]
+        home = short_tmp / "real" / "overlay"  # bound onto itself as c/storage does, until nothing is mounted
+        assert mounted_under(short_tmp) == [str(home / ids[-1] / "merged"), str(home)]
         with pytest.raises(DriverError):
             driver.remove(ids[-1])
     finally:

@@ -8,6 +8,8 @@ import os
 
 MNT_DETACH = 2
 MS_RDONLY = 1
+MS_BIND = 4096
+MS_PRIVATE = 1 << 18
 
 
 def _libc() -> ctypes.CDLL:
@@ -69,8 +71,30 @@ def _unescape(field: str) -> str:
     return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "surrogateescape")
 
 
+def mounted_below(path: str) -> bool:
+    """Whether the mount table lists a mount point strictly below ``path`` (symlinks in it resolved)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        return any(_unescape(line.split(" ", 5)[4]).startswith(prefix) for line in table)
+
+
 def is_mountpoint(path: str) -> bool:
     """Whether ``path`` is a mount point in this mount namespace (symlinks in it resolved, as the table has them)."""
     target = os.path.realpath(path)
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         return any(_unescape(line.split(" ", 5)[4]) == target for line in table)
+
+
+def is_mounted_here(path: str) -> bool:
+    """Whether something is mounted on ``path`` *and visible there*: its device differs from its parent's.
+
+    The mount table also lists mounts that a later mount above them hides
+    (containers/storage bind-mounts the overlay home onto itself, which
+    hides an overlay mounted on ``<home>/<id>/merged`` before it); this
+    check sees what a path lookup sees. Meant for overlay mounts (their own
+    device); a bind mount from the same file system is not seen.
+    """
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(os.path.abspath(path))).st_dev
+    except FileNotFoundError:
+        return False

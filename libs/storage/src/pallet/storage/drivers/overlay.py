@@ -20,10 +20,12 @@ used and the mount is made from a child whose cwd is ``<home>``. Mount
 counts are the Store's job: :meth:`OverlayDriver.mount` of a layer already
 mounted returns its path without mounting again, and :meth:`unmount` always
 unmounts (MNT_DETACH) and removes ``merged/``, as containers/storage does.
+Before the first mount the home is made a private bind mount of itself, as
+containers/storage's init does; "mounted" means mounted and visible at the
+path (a mount that a later bind of the home hides does not count).
 
 Not done: fuse-overlayfs (``mount_program``), ``diffN`` extra lowers, idmapped
-mounts, composefs, the run-root feature-probe cache, and the private bind
-mount containers/storage makes of its home.
+mounts, composefs, the run-root feature-probe cache.
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ class OverlayDriver:
         Removing a layer that does not exist is not an error (as containers/storage).
         """
         layer = self._dir(layer_id)
-        if _mount.is_mountpoint(os.path.join(layer, "merged")):
+        if _mount.is_mounted_here(os.path.join(layer, "merged")):
             raise LayerBusy(layer_id, "its merged directory is still mounted")
         self._remove_link(layer)
         remove_tree(layer)
@@ -254,7 +256,8 @@ class OverlayDriver:
             raise LayerMissing(layer_id, "no such overlay layer")
         merged = os.path.join(self._dir(layer_id), "merged")
         make_dir(merged, 0o700, exist_ok=True)
-        if _mount.is_mountpoint(merged):
+        self._private_home()
+        if _mount.is_mounted_here(merged):
             return merged
         data = self.mount_data(layer_id, mount_label, readonly=readonly)
         flags = _mount.MS_RDONLY if readonly else 0
@@ -268,10 +271,25 @@ class OverlayDriver:
             raise MountFailed(layer_id, f"mount overlay on {merged}: {exc.strerror}", exc.errno or 0) from exc
         return merged
 
+    def _private_home(self) -> None:
+        """Make the home a private mount of itself, as containers/storage's overlay init does (no
+        ``skip_mount_home``): bound onto itself when it is not a mount point yet, then MS_PRIVATE.
+
+        Done before our first mount, so that a c/storage process started
+        later finds the home mounted already and never hides our mounts
+        under a new bind mount of it (idempotent). MountFailed.
+        """
+        try:
+            if not _mount.is_mountpoint(self.home):
+                _mount.mount(self.home, self.home, "none", "", _mount.MS_BIND)
+            _mount.mount("none", self.home, "none", "", _mount.MS_PRIVATE)
+        except OSError as exc:
+            raise MountFailed("", f"make {self.home} a private mount: {exc.strerror}", exc.errno or 0) from exc
+
     def unmount(self, layer_id: str) -> None:
         """Unmount ``<id>/merged`` (MNT_DETACH) if mounted, then remove that directory; MountFailed."""
         merged = os.path.join(self._dir(layer_id), "merged")
-        if _mount.is_mountpoint(merged):
+        if _mount.is_mounted_here(merged):
             try:
                 _mount.umount(merged)
             except OSError as exc:
@@ -281,6 +299,17 @@ class OverlayDriver:
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
                 raise
+        self._release_home()
+
+    def _release_home(self) -> None:
+        """Undo the home's bind mount once nothing is mounted below it, as c/storage's Cleanup (Shutdown
+        with no layer mounted) does; anything still mounted below keeps it. MountFailed."""
+        if _mount.mounted_below(self.home) or not _mount.is_mountpoint(self.home):
+            return
+        try:
+            _mount.umount(self.home)
+        except OSError as exc:
+            raise MountFailed("", f"unmount {self.home}: {exc.strerror}", exc.errno or 0) from exc
 
     def metadata(self, layer_id: str) -> dict[str, str]:
         """``podman inspect``'s GraphDriver.Data: WorkDir, MergedDir, UpperDir and (children) LowerDir.
