@@ -14,8 +14,8 @@ import hashlib
 import io
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from pallet.storage import records
 from pallet.storage.errors import DuplicateID, DuplicateName, InvalidID, StorageError
@@ -56,6 +56,16 @@ class LayerDriver(Protocol):
     def remove(self, layer_id: str) -> None: ...
 
     def diff_roots(self, layer_id: str) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class MountingDriver(Protocol):
+    """A LayerDriver that can also mount: ``mount`` returns the layer's root filesystem path (mounting
+    what is mounted returns the same path; the store counts), ``unmount`` undoes it (idempotent)."""
+
+    def mount(self, layer_id: str, mount_label: str, readonly: bool) -> str: ...
+
+    def unmount(self, layer_id: str) -> None: ...
 
 
 class _CountingReader(io.RawIOBase):
@@ -166,6 +176,42 @@ class LayerStore:
         self.save()
         return layer
 
+    def create_empty(self, parent: str, *, layer_id: str | None = None, mount_label: str = "") -> Layer:
+        """A layer without a diff on ``parent`` (a container's read-write layer), left ``incomplete``.
+
+        As c/storage creates a container's layer (``Put`` with no diff): no
+        tar-split, no digests, no names. The record is saved flagged
+        ``incomplete`` before the driver makes the directory, and stays so
+        until the caller calls :meth:`complete` once whatever references it
+        is saved: a process killed in between leaves a layer every read-write
+        load deletes. A failure here removes it again. Not idempotent.
+        """
+        parent_id = self.get(parent).id if parent else ""
+        layer = Layer(id=layer_id or records.random_id(), parent=parent_id, mount_label=mount_label,
+                      created=records.now_time(), flags={"incomplete": True})
+        self._check_new(layer)
+        self.layers.append(layer)
+        self.save()
+        try:
+            self.driver.create(layer.id, parent_id)
+        except BaseException:
+            self.discard(layer)
+            raise
+        return layer
+
+    def complete(self, layer: Layer) -> None:
+        """Clear the ``incomplete`` flag of a layer made by :meth:`create_empty` and save. Idempotent."""
+        if layer.flags.pop("incomplete", None) is not None:
+            self.save()
+
+    def discard(self, layer: Layer) -> None:
+        """Undo :meth:`create_empty`: the driver directory and the record go (errors suppressed: cleanup)."""
+        with contextlib.suppress(Exception):
+            self._delete_files(layer.id)
+            if layer in self.layers:
+                self.layers.remove(layer)
+            self.save()
+
     def _check_new(self, layer: Layer) -> None:
         if not records.valid_id(layer.id):
             raise InvalidID(layer.id)
@@ -226,11 +272,19 @@ class LayerStore:
             os.unlink(self.tar_split_path(layer_id))
         shutil.rmtree(os.path.join(self.directory, layer_id), ignore_errors=True)
 
-    def delete_incomplete(self) -> list[str]:
+    def delete_incomplete(self, keep: Collection[str] = ()) -> list[str]:
         """Delete every layer flagged incomplete, as a c/storage read-write load does (write lock held).
 
-        Idempotent. Returns the IDs removed. Children first, so a parent is never removed under a child.
+        A layer in ``keep`` (the layer of a saved container record: the
+        create got past its last step but one) is completed instead.
+        Idempotent. Returns the IDs removed. Children first, so a parent is
+        never removed under a child.
         """
+        kept = [layer for layer in self.layers if layer.incomplete and layer.id in keep]
+        for layer in kept:
+            del layer.flags["incomplete"]
+        if kept:
+            self.save()
         removed: list[str] = []
         while True:
             parents = {layer.parent for layer in self.layers}
