@@ -351,7 +351,7 @@ def test_sigkill_in_create_container_leaves_a_consistent_store(roots: Roots, tes
     # killed before the record is saved: a layer flagged incomplete, which any read-write load deletes
     _killed_at(roots, ContainerStore, "create", "create", image_id)
     half = [r for r in roots.raw(f"{roots.driver}-layers/layers.json") if r.get("flags")]
-    assert [r["flags"] for r in half] == [{"incomplete": True}]
+    assert [r["flags"]["incomplete"] for r in half] == [True] and "pallet-pending-container" in half[0]["flags"]
     with store.reading() as view:
         assert len(view.layers()) == 1 and view.containers() == []
     assert json.loads(roots.podman("ps", "--external", "--all", "--format", "json")) == []
@@ -372,6 +372,30 @@ def test_sigkill_in_create_container_leaves_a_consistent_store(roots: Roots, tes
     with store.writing() as view:
         assert view.containers() == [] and len(view.layers()) == 1
     assert len(roots.raw(f"{roots.driver}-layers/layers.json")) == 1
+
+
+def test_a_layer_go_left_half_deleted_goes_and_its_container_can_still_be_deleted(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/one:1"])
+    with store.writing() as view:
+        made = view.create_container(image_id, names=["c1"])
+    path = roots.root / f"{roots.driver}-layers" / "layers.json"
+    raw = json.loads(path.read_text())
+    for record in raw:  # as c/storage's DeleteContainer killed between flagging the layer and dropping the record
+        if record["id"] == made.layer:
+            record["flags"] = {"incomplete": True}
+    with store._layers.lock.writing():
+        records.atomic_write(str(path), json.dumps(raw).encode())
+        store._layers.lock.record_write()
+    with store.writing() as view:  # no pending-container flag: its files may be half gone, so it is deleted
+        assert made.layer not in {layer.id for layer in view.layers()}
+        assert view.container("c1").layer == made.layer
+        with pytest.raises(errors.LayerNotFound):
+            view.mount("c1")
+        view.delete_container("c1")
+        assert view.containers() == []
+    assert json.loads(roots.podman("ps", "--external", "--all", "--format", "json")) == []
 
 
 # -- prune and disk usage ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import shutil
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from pallet.storage import records
@@ -24,6 +24,9 @@ from pallet.storage.records import Layer
 from pallet.storage.tarengine import ApplyOptions, WhiteoutFormat, apply_layer, reassemble
 
 COMPRESSION_CODES = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
+# A flag beside "incomplete" on a container's layer whose files are whole: the create (or our delete)
+# of container <value> was cut off while the container's record may exist (Go keeps unknown flags).
+PENDING_CONTAINER = "pallet-pending-container"
 
 
 class LayerInUse(StorageError):
@@ -176,19 +179,22 @@ class LayerStore:
         self.save()
         return layer
 
-    def create_empty(self, parent: str, *, layer_id: str | None = None, mount_label: str = "") -> Layer:
+    def create_empty(self, parent: str, container_id: str, *, layer_id: str | None = None,
+                     mount_label: str = "") -> Layer:
         """A layer without a diff on ``parent`` (a container's read-write layer), left ``incomplete``.
 
         As c/storage creates a container's layer (``Put`` with no diff): no
         tar-split, no digests, no names. The record is saved flagged
         ``incomplete`` before the driver makes the directory, and stays so
-        until the caller calls :meth:`complete` once whatever references it
-        is saved: a process killed in between leaves a layer every read-write
-        load deletes. A failure here removes it again. Not idempotent.
+        until the caller calls :meth:`complete` once the record of
+        ``container_id`` is saved (flag :data:`PENDING_CONTAINER`): a process
+        killed before that leaves a layer every read-write load deletes, one
+        killed after it a layer :meth:`delete_incomplete` completes. A failure
+        here removes it again. Not idempotent.
         """
         parent_id = self.get(parent).id if parent else ""
         layer = Layer(id=layer_id or records.random_id(), parent=parent_id, mount_label=mount_label,
-                      created=records.now_time(), flags={"incomplete": True})
+                      created=records.now_time(), flags={"incomplete": True, PENDING_CONTAINER: container_id})
         self._check_new(layer)
         self.layers.append(layer)
         self.save()
@@ -202,6 +208,7 @@ class LayerStore:
     def complete(self, layer: Layer) -> None:
         """Clear the ``incomplete`` flag of a layer made by :meth:`create_empty` and save. Idempotent."""
         if layer.flags.pop("incomplete", None) is not None:
+            layer.flags.pop(PENDING_CONTAINER, None)
             self.save()
 
     def discard(self, layer: Layer) -> None:
@@ -272,17 +279,23 @@ class LayerStore:
             os.unlink(self.tar_split_path(layer_id))
         shutil.rmtree(os.path.join(self.directory, layer_id), ignore_errors=True)
 
-    def delete_incomplete(self, keep: Collection[str] = ()) -> list[str]:
+    def delete_incomplete(self, containers: Mapping[str, str] | None = None) -> list[str]:
         """Delete every layer flagged incomplete, as a c/storage read-write load does (write lock held).
 
-        A layer in ``keep`` (the layer of a saved container record: the
-        create got past its last step but one) is completed instead.
-        Idempotent. Returns the IDs removed. Children first, so a parent is
-        never removed under a child.
+        ``containers`` maps container IDs to their layer IDs. An incomplete
+        layer flagged :data:`PENDING_CONTAINER` for a container whose record
+        exists and names it has whole files (a create cut off after the
+        record was saved, or our delete before the record went): it is
+        completed instead. (An incomplete layer without that flag may be
+        half deleted, by Go or by us, and goes.) Idempotent. Returns the IDs
+        removed. Children first, so a parent is never removed under a child.
         """
-        kept = [layer for layer in self.layers if layer.incomplete and layer.id in keep]
+        owners = containers or {}
+        kept = [layer for layer in self.layers if layer.incomplete
+                and owners.get(str(layer.flags.get(PENDING_CONTAINER))) == layer.id]
         for layer in kept:
             del layer.flags["incomplete"]
+            del layer.flags[PENDING_CONTAINER]
         if kept:
             self.save()
         removed: list[str] = []

@@ -36,7 +36,7 @@ from pallet.storage.container_store import ContainerStore
 from pallet.storage.drivers import Driver, new_driver
 from pallet.storage.errors import ConfigError, ContainerNotFound, StorageError
 from pallet.storage.image_store import ImageStore
-from pallet.storage.layer_store import LayerDriver, LayerInUse, LayerStore, MountingDriver
+from pallet.storage.layer_store import PENDING_CONTAINER, LayerDriver, LayerInUse, LayerStore, MountingDriver
 from pallet.storage.lockfile import LockFile, get_lockfile
 from pallet.storage.mount_store import MountStore
 from pallet.storage.records import Container, IDMap, Image, Layer, Mountpoint
@@ -162,7 +162,7 @@ class Store:
                 stack.enter_context(lock.writing())
             with self._mutex:
                 self._reload()
-                self._layers.delete_incomplete(keep={c.layer for c in self._containers.containers})
+                self._layers.delete_incomplete({c.id: c.layer for c in self._containers.containers})
                 try:
                     yield WriteView(self)
                 except BaseException:
@@ -416,7 +416,7 @@ class WriteView(ReadView):
             all_flags["MountOpts"] = list(mount_opts)
         if volatile:
             all_flags["Volatile"] = True
-        layer = self._layers.create_empty(top.top_layer if top else "", mount_label=mount_label)
+        layer = self._layers.create_empty(top.top_layer if top else "", new_id, mount_label=mount_label)
         try:
             container = self._containers.create(new_id, names, top.id if top else "", layer.id, metadata,
                                                 all_flags, uid_map, gid_map)
@@ -441,7 +441,7 @@ class WriteView(ReadView):
         if layer is not None:
             if self._mounts.count(layer.id):
                 self._unmount_layer(layer.id, force=True)
-            layer.flags["incomplete"] = True
+            layer.flags.update({"incomplete": True, PENDING_CONTAINER: container.id})
             self._layers.save()
         self._containers.delete(container)
         if layer is not None:
