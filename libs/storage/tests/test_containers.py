@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 import time
@@ -438,3 +439,68 @@ def test_disk_usage_matches_podman_and_prune_removes_only_unreferenced_layers(
         assert len(view.prune_layers()) == 3
         assert view.layers() == []
     assert json.loads(roots.podman("images", "--format", "json")) == []
+
+
+# -- rootless (vfs: buildah needs no mount namespace of its own for what is checked here) ----------------
+
+ROOTLESS = r"""
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pallet.storage.userns.unshare import run_in_userns
+
+def work(top, phase):
+    from test_containers import put_image
+    from pallet.storage.config import StoreOptions
+    from pallet.storage.store import Store
+    from pallet_testing import images
+    store = Store.open(StoreOptions(graph_root=top + "/g", run_root=top + "/r", driver="vfs"))
+    if phase == "ours":
+        image_id = put_image(store, images.multi_layer(), ["localhost/multi:v1"])
+        with store.writing() as view:
+            return {"image": image_id, "ours": view.create_container(image_id, names=["ours"]).id}
+    with store.reading() as view:
+        theirs = view.container("theirs")
+        out = {"image": theirs.image, "buildah_json": (Path(view.container_dir("theirs")) / "buildah.json").is_file()}
+    path = store.mount("theirs")
+    out["hello"] = (Path(path) / "hello.txt").read_text()
+    out["owner"] = os.stat(Path(path) / "hello.txt").st_uid
+    with store.reading() as view:
+        out["count"] = view.mount_count("theirs")
+    out["still"] = store.unmount("theirs")
+    with store.writing() as view:
+        view.delete_container("theirs")
+        out["left"] = [c.names for c in view.containers()]
+    return out
+
+print(json.dumps(run_in_userns(work, sys.argv[2], sys.argv[3])))
+"""
+
+
+@pytest.mark.rootless
+def test_rootless_vfs_containers_shared_with_buildah(rootless_user, rootless_tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                    buildah: str, test_images: Any) -> None:
+    top = str(rootless_tmp_path)
+    ours = rootless_user.run([sys.executable, "-c", ROOTLESS, str(Path(__file__).parent), top, "ours"])
+    assert ours.returncode == 0, ours.stderr.decode()
+    made = json.loads(ours.stdout)
+    argv = [buildah, "--root", f"{top}/g", "--runroot", f"{top}/r", "--storage-driver", "vfs"]
+
+    def listed() -> list[tuple[str, str]]:
+        done = rootless_user.run([*argv, "containers", "--all", "--json"])
+        assert done.returncode == 0, done.stderr.decode()
+        return [(c["id"], c["containername"]) for c in json.loads(done.stdout or b"[]") or []]
+
+    assert listed() == [(made["ours"], "ours")]
+    done = rootless_user.run([*argv, "from", "--name", "theirs", "--pull-never", "localhost/multi:v1"])
+    assert done.returncode == 0, done.stderr.decode()
+    theirs = rootless_user.run([sys.executable, "-c", ROOTLESS, str(Path(__file__).parent), top, "theirs"])
+    assert theirs.returncode == 0, theirs.stderr.decode()
+    got = json.loads(theirs.stdout)
+    assert got == {"image": made["image"], "buildah_json": True, "hello": "hello from the third layer\n", "owner": 0,
+                   "count": 1, "still": False, "left": [["ours"]]}
+    assert listed() == [(made["ours"], "ours")]
+    done = rootless_user.run([*argv, "rm", "ours"])
+    assert done.returncode == 0, done.stderr.decode()
+    assert listed() == []
+    assert json.loads(Path(top, "g", "vfs-containers", "containers.json").read_text()) in ([], None)
