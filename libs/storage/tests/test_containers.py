@@ -159,6 +159,10 @@ def test_container_big_data_names_and_refusals(roots: Roots, test_images: Any) -
     # podman's layers and containers readers accept what we wrote
     listed = json.loads(roots.podman("ps", "--external", "--all", "--format", "json"))
     assert [(entry["Id"], entry["Names"]) for entry in listed] == [(made.id, ["renamed"])]
+    roots.podman("rm", "renamed")  # podman removes a storage container: record, layer, directories
+    with store.reading() as view:
+        assert view.containers() == [] and made.layer not in {layer.id for layer in view.layers()}
+    assert not (roots.root / f"{roots.driver}-containers" / made.id).exists()
 
 
 def test_delete_container_removes_layer_record_and_dirs_then_the_image_goes(roots: Roots, test_images: Any) -> None:

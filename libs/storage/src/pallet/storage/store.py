@@ -39,7 +39,7 @@ from pallet.storage.image_store import ImageStore
 from pallet.storage.layer_store import PENDING_CONTAINER, LayerDriver, LayerInUse, LayerStore, MountingDriver
 from pallet.storage.lockfile import LockFile, get_lockfile
 from pallet.storage.mount_store import MountStore
-from pallet.storage.records import Container, IDMap, Image, Layer, Mountpoint
+from pallet.storage.records import Container, Image, Layer, Mountpoint
 from pallet.storage.tarengine import ApplyOptions
 from pallet.storage.usage import DiskUsage, changes_size, disk_usage, tree_size
 
@@ -391,14 +391,15 @@ class WriteView(ReadView):
     def create_container(self, image: str, *, container_id: str | None = None, names: Sequence[str] = (),
                          metadata: str = "", mount_label: str = "", process_label: str = "",
                          mount_opts: Sequence[str] = (), volatile: bool = False,
-                         flags: Mapping[str, Any] | None = None, uid_map: Sequence[IDMap] = (),
-                         gid_map: Sequence[IDMap] = ()) -> Container:
+                         flags: Mapping[str, Any] | None = None) -> Container:
         """A container on ``image`` ("" for scratch): a read-write layer on the image's top layer plus the record.
 
         As c/storage 1.43's CreateContainer: the layer has a random ID, no
         names and the mount label; the record's flags hold ``MountLabel`` and
         ``ProcessLabel`` (both or neither given: ConfigError), ``MountOpts``
         and ``Volatile`` when set. Both ``userdata`` directories are made.
+        ID-mapped containers (uidmap/gidmap, an ID-mapped copy of the image's
+        top layer) are not made here.
         Crash safety: the layer is saved ``incomplete`` before its directory
         is made and completed only after the record is saved, so a process
         killed before the record leaves a layer the next read-write load (ours
@@ -419,7 +420,7 @@ class WriteView(ReadView):
         layer = self._layers.create_empty(top.top_layer if top else "", new_id, mount_label=mount_label)
         try:
             container = self._containers.create(new_id, names, top.id if top else "", layer.id, metadata,
-                                                all_flags, uid_map, gid_map)
+                                                all_flags, (), ())
         except BaseException:
             self._layers.discard(layer)
             raise
