@@ -317,6 +317,72 @@ def test_a_buildah_container_is_listed_mounted_and_removed_by_us(
     assert json.loads(roots.podman("images", "--format", "json")) == []
 
 
+def test_a_podman_container_mount_is_counted_with_podman_mount(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    roots.podman("create", "--name", "pod1", "localhost/multi:v1", "true")
+    theirs = roots.podman("mount", "pod1").strip()
+    with store.reading() as view:
+        found = view.container("pod1")
+        assert found.image == image_id and view.mount_count("pod1") == 1
+    assert store.mount("pod1") == theirs
+    assert roots.raw("mountpoints.json") == [{"id": found.layer, "path": theirs, "count": 2}]
+    assert store.unmount("pod1") is True
+    roots.podman("umount", "pod1")
+    assert roots.raw("mountpoints.json") == []
+    if roots.driver == "overlay":
+        assert not _mount.is_mounted_here(theirs)
+    with pytest.raises(ImageInUse), store.writing() as view:
+        view.delete_image(image_id)
+    roots.podman("rm", "pod1")
+    with store.writing() as view:
+        assert view.containers() == []
+        view.delete_image(image_id)
+
+
+def test_our_writers_and_buildah_creating_and_removing_containers_at_once(
+        roots: Roots, test_images: Any, buildah: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/one:1"])
+    pids = []
+    for worker in range(2):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child = roots.open()
+                for k in range(6):
+                    with child.writing() as view:
+                        view.create_container(image_id, names=[f"w{worker}-{k}"])
+                    if k % 2:
+                        with child.writing() as view:
+                            view.delete_container(f"w{worker}-{k - 1}")
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for k in range(4):  # buildah (Go, c/storage 1.43) takes the same locks meanwhile
+        roots.buildah("from", "--name", f"b{k}", "--pull-never", "localhost/one:1")
+        if k % 2:
+            roots.buildah("rm", f"b{k - 1}")
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    expected = {"b1", "b3", *(f"w{w}-{k}" for w in range(2) for k in (1, 3, 5))}
+    with store.writing() as view:
+        containers = view.containers()
+        assert {name for c in containers for name in c.names} == expected
+        layers = {layer.id for layer in view.layers()}
+        assert {c.layer for c in containers} | {view.lookup_image(image_id).top_layer} == layers
+    raw = roots.raw(f"{roots.driver}-layers/layers.json")
+    assert len(raw) == len(layers) and all("flags" not in r for r in raw)
+    home = roots.root / "vfs" / "dir" if roots.driver == "vfs" else roots.root / "overlay"
+    assert {p.name for p in home.iterdir() if p.is_dir() and p.name != "l"} == layers  # no orphan layer dir
+    on_disk = {p.name for p in (roots.root / f"{roots.driver}-containers").iterdir() if p.is_dir()}
+    assert on_disk == {c.id for c in containers}
+    listed = json.loads(roots.buildah("containers", "--all", "--json"))
+    assert {c["containername"] for c in listed} == expected
+
+
 # -- crash safety -----------------------------------------------------------------------------------------
 
 
