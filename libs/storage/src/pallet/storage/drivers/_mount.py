@@ -10,6 +10,27 @@ MNT_DETACH = 2
 MS_RDONLY = 1
 MS_BIND = 4096
 MS_PRIVATE = 1 << 18
+# mount(8)-style words that are mount(2) flags, not file system data (c/storage pkg/mount ParseOptions):
+# name -> (clear, flag)
+_FLAGS = {
+    "defaults": (False, 0), "ro": (False, MS_RDONLY), "rw": (True, MS_RDONLY), "suid": (True, 2), "nosuid": (False, 2),
+    "dev": (True, 4), "nodev": (False, 4), "exec": (True, 8), "noexec": (False, 8), "sync": (False, 16),
+    "async": (True, 16), "dirsync": (False, 128), "remount": (False, 32), "mand": (False, 64), "nomand": (True, 64),
+    "atime": (True, 1024), "noatime": (False, 1024), "diratime": (True, 2048), "nodiratime": (False, 2048),
+    "relatime": (False, 1 << 21), "norelatime": (True, 1 << 21), "strictatime": (False, 1 << 24),
+}
+
+
+def parse_options(options: list[str]) -> tuple[int, list[str]]:
+    """Split mount options into mount(2) flags and the file system's data words, as c/storage does."""
+    flags, data = 0, []
+    for option in options:
+        if option in _FLAGS:
+            clear, flag = _FLAGS[option]
+            flags = flags & ~flag if clear else flags | flag
+        elif option:
+            data.append(option)
+    return flags, data
 
 
 def _libc() -> ctypes.CDLL:

@@ -221,32 +221,40 @@ class OverlayDriver:
     # ------------------------------------------------------------ mount
 
     def mount_data(self, layer_id: str, mount_label: str | None = None, *, relative: bool = False,
-                   readonly: bool = False) -> str:
+                   readonly: bool = False, options: Sequence[str] | None = None) -> str:
         """The overlay mount option string for the layer (absolute paths, or relative to the home).
 
         Read-write: ``lowerdir=<lowers>,upperdir=<id>/diff,workdir=<id>/work``; read-only (as
         ``podman image mount``): ``lowerdir=<id>/diff:<lowers>``. ``<lowers>`` are the ``l/`` short
-        links, or ``<id>/empty`` for a base layer.
+        links, or ``<id>/empty`` for a base layer. Then the data words (not the mount(2) flags such
+        as ``nodev``) of ``options`` (a container's MountOpts), else of the configured mount options.
         """
         base = "" if relative else self.home + "/"
         own = f"{base}{check_id(layer_id)}"
         lowers = [base + entry for entry in self.lowers(layer_id)] or [f"{own}/empty"]
         if readonly:
-            options = [f"lowerdir={own}/diff:{':'.join(lowers)}"]
+            words = [f"lowerdir={own}/diff:{':'.join(lowers)}"]
         else:
-            options = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
-        options += list(self.mount_options)
+            words = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
+        words += self._flags_and_data(options)[1]
         if self.rootless:
-            options.append("userxattr")
+            words.append("userxattr")
         if mount_label:
-            options.append(f'context="{mount_label}"')
-        return ",".join(options)
+            words.append(f'context="{mount_label}"')
+        return ",".join(words)
 
-    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str:
+    def _flags_and_data(self, options: Sequence[str] | None) -> tuple[int, list[str]]:
+        """mount(2) flags and data words of ``options`` (None: the configured mount options)."""
+        return _mount.parse_options(list(self.mount_options if options is None else options))
+
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False,
+              options: Sequence[str] | None = None) -> str:
         """Mount the layer on ``<id>/merged`` and return that path.
 
         Read-write (a container): upper = its diff. ``readonly`` (an image, as
         ``podman image mount``): its diff is the top lower, MS_RDONLY, no upper.
+        ``options`` (a container's MountOpts) replace the configured mount
+        options; words such as ``nodev`` or ``ro`` become mount(2) flags.
 
         Already mounted: the path is returned, nothing is mounted again (the
         Store counts). Needs CAP_SYS_ADMIN in the owner of the mount namespace
@@ -259,13 +267,13 @@ class OverlayDriver:
         self._private_home()
         if _mount.is_mounted_here(merged):
             return merged
-        data = self.mount_data(layer_id, mount_label, readonly=readonly)
-        flags = _mount.MS_RDONLY if readonly else 0
+        data = self.mount_data(layer_id, mount_label, readonly=readonly, options=options)
+        flags = (_mount.MS_RDONLY if readonly else 0) | self._flags_and_data(options)[0]
         try:
             if len(data) < _PAGE_SIZE:
                 _mount.mount("overlay", merged, "overlay", data, flags)
             else:
-                relative = self.mount_data(layer_id, mount_label, relative=True, readonly=readonly)
+                relative = self.mount_data(layer_id, mount_label, relative=True, readonly=readonly, options=options)
                 _mount.mount_from(self.home, "overlay", f"{layer_id}/merged", "overlay", relative, flags)
         except OSError as exc:
             raise MountFailed(layer_id, f"mount overlay on {merged}: {exc.strerror}", exc.errno or 0) from exc
