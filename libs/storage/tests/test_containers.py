@@ -254,6 +254,31 @@ def test_mount_counts_same_path_and_force_unmount(roots: Roots, test_images: Any
         store.mount("no-such-thing")
 
 
+def test_a_containers_mount_opts_are_used(roots: Roots, test_images: Any) -> None:
+    from pallet.storage.drivers.errors import UnsupportedStore
+
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/one:1"])
+    with store.writing() as view:
+        view.create_container(image_id, names=["c1"], mount_opts=["nodev", "noexec"])
+    if roots.driver == "vfs":  # as c/storage 1.43: "vfs driver does not support mount options"
+        with pytest.raises(UnsupportedStore):
+            store.mount("c1")
+        return
+    configured = Store.open(StoreOptions(str(roots.root), str(roots.run), "overlay", ("overlay.mountopt=nosuid",)))
+    with configured.writing() as view:
+        view.create_container(image_id, names=["c2"])
+    for name, flags, absent in (("c1", {"nodev", "noexec"}, "nosuid"), ("c2", {"nosuid"}, "nodev")):
+        path = configured.mount(name)
+        try:
+            line = next(line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                        if line.split(" ")[4] == path)
+            assert flags <= set(line.split(" ")[5].split(",")) and absent not in line.split(" ")[5]
+            assert "nodev" not in line.split(" - ")[1] and "nosuid" not in line.split(" - ")[1]  # not overlay data
+        finally:
+            configured.unmount(name)
+
+
 # -- with the real buildah and podman -------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import shutil
 import threading
@@ -76,9 +77,10 @@ class GraphDriverLayers:
         """The layer's own diff directory: tar-split names only files of this layer."""
         return [self.driver.layer_dir(layer_id)]
 
-    def mount(self, layer_id: str, mount_label: str, readonly: bool) -> str:
-        """Mount the layer's root filesystem (vfs: its directory) and return the path."""
-        return self.driver.mount(layer_id, mount_label or None, readonly=readonly)
+    def mount(self, layer_id: str, mount_label: str, readonly: bool, options: Sequence[str] | None) -> str:
+        """Mount the layer's root filesystem (vfs: its directory) and return the path; ``options``
+        (a container's MountOpts) replace the configured mount options."""
+        return self.driver.mount(layer_id, mount_label or None, readonly=readonly, options=options)
 
     def unmount(self, layer_id: str) -> None:
         """Undo :meth:`mount` (nothing to do when it is not mounted)."""
@@ -114,11 +116,14 @@ class Store:
     def open(cls, options: StoreOptions, driver: LayerDriver | None = None) -> Store:
         """Create the layout (section 1.2/1.3) where missing and return the store. Idempotent.
 
-        ``driver`` None: the driver :func:`resolve_driver` names, from :mod:`pallet.storage.drivers`.
+        ``driver`` None: the driver :func:`resolve_driver` names, from :mod:`pallet.storage.drivers`,
+        with storage.conf's ``mountopt``.
         """
         if driver is None:
             name = resolve_driver(options)
-            driver = GraphDriverLayers(new_driver(name, options.graph_root, rootless=options.rootless))
+            mountopt = dataclasses.replace(options, driver=name).mountopt or ""
+            driver = GraphDriverLayers(new_driver(name, options.graph_root, rootless=options.rootless,
+                                                  mount_options=[opt for opt in mountopt.split(",") if opt]))
         if options.driver and options.driver != driver.name:
             raise ConfigError(f"store configured for driver {options.driver!r}, opened with {driver.name!r}")
         store = cls(options, driver)
@@ -466,23 +471,28 @@ class WriteView(ReadView):
         """Mount a container's layer (or a layer) and return the path; a second mount counts and returns it again.
 
         Prefer :meth:`Store.mount`, which also holds ``storage.lock`` as c/storage
-        does. The label defaults to the container's ``MountLabel`` flag, else the layer's.
-        Not idempotent: every call is one more mount (undo with :meth:`unmount`).
+        does. The label defaults to the container's ``MountLabel`` flag, else the
+        layer's; a container's ``MountOpts`` flag replaces the configured mount
+        options. Not idempotent: every call is one more mount (undo with :meth:`unmount`).
         """
         layer = self._layer_of(wanted)
         driver = self._layers.driver
         if not isinstance(driver, MountingDriver):
             raise StorageError(f"the {driver.name} driver given to this store cannot mount")
-        path = driver.mount(layer.id, mount_label or self._mount_label(wanted) or layer.mount_label, readonly)
+        label, options = self._container_mount_flags(wanted)
+        path = driver.mount(layer.id, mount_label or label or layer.mount_label, readonly, options)
         self._mounts.add(layer.id, path)
         return path
 
-    def _mount_label(self, wanted: str) -> str:
+    def _container_mount_flags(self, wanted: str) -> tuple[str, list[str] | None]:
+        """A container's ``MountLabel`` and ``MountOpts`` flags ("" and None for a layer or when unset)."""
         try:
-            label = self._containers.get(wanted).flags.get("MountLabel")
+            flags = self._containers.get(wanted).flags
         except ContainerNotFound:
-            return ""
-        return label if isinstance(label, str) else ""
+            return "", None
+        label, options = flags.get("MountLabel"), flags.get("MountOpts")
+        return (label if isinstance(label, str) else "",
+                [str(option) for option in options] if isinstance(options, list) and options else None)
 
     def unmount(self, wanted: str, *, force: bool = False) -> bool:
         """One mount fewer of a container's layer, a layer or a mount path; unmounted for real at zero.
