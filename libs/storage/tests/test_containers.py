@@ -520,6 +520,7 @@ def test_disk_usage_matches_podman_and_prune_removes_only_unreferenced_layers(
     base_size = next(layer.uncompressed_size for layer in store._layers.layers if layer.uncompressed_digest == base.diff_id)
     assert sizes[image_id].shared_size == base_size == sizes[short_id].shared_size
     assert (sizes[image_id].containers, sizes[short_id].containers) == (1, 0)
+    assert usage.images_size == sum(s.size for s in sizes.values()) - base_size  # the base layer counted once
     (ctr,) = usage.containers
     assert (ctr.id, ctr.layer, ctr.rw_size) == (made.id, made.layer, 12345 + len("changed\n"))
     assert usage.unreferenced_layers == (orphan.id,)

@@ -12,6 +12,13 @@ Sizes are counted as containers/storage 1.43 counts them:
   overlay upper directory (``directory.Size``), or for vfs the files added or
   changed against the parent's full copy (``archive.ChangesSize``).
 
+Where podman 4.3's ``system df`` differs (measured): its per-image shared size
+is that of a *parent image* (libimage compares image histories; two images
+merely sharing a base layer show 0 shared there, here the base layer's size),
+and its images total adds every image's size, so shared layers count twice;
+``images_size`` here counts each layer once, as the disk does. Per-image
+``size`` and the container count are the same.
+
 Read-only; the caller holds the read locks (a :class:`~pallet.storage.store.ReadView`).
 """
 
