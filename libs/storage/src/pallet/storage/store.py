@@ -16,8 +16,11 @@ it came from to be open (the locks are held only there); on entry the
 records are reloaded when the lock token (layers: or the layers.json mtime)
 changed since our last load; every save is followed by a fresh token; a
 write view first deletes layers left incomplete by a killed process, as a
-Go read-write load does; a read view hides them. ``storage.lock`` is
-created but never written (a token there means "driver state changed").
+Go read-write load does (except a container's layer flagged
+``pallet-pending-container`` whose container record exists: that create got
+past its record, and the layer is completed); a read view hides them.
+``storage.lock`` is taken (W) only around a mount, as c/storage does, and
+never written (a token there means "driver state changed").
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from pallet.storage.records import Container, Image, Layer, Mountpoint
 from pallet.storage.tarengine import ApplyOptions
 from pallet.storage.usage import DiskUsage, changes_size, disk_usage, tree_size
 
-__all__ = ["GraphDriverLayers", "ImageInUse", "LayerDriver", "LayerInUse", "MountingDriver", "ReadView", "Store", "WriteView"]
+__all__ = ["GraphDriverLayers", "ImageInUse", "LayerDriver", "LayerInUse", "MountingDriver", "ReadView", "Store",
+           "WriteView"]
 
 
 class ImageInUse(StorageError):
