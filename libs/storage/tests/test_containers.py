@@ -524,9 +524,16 @@ def test_disk_usage_matches_podman_and_prune_removes_only_unreferenced_layers(
     (ctr,) = usage.containers
     assert (ctr.id, ctr.layer, ctr.rw_size) == (made.id, made.layer, 12345 + len("changed\n"))
     assert usage.unreferenced_layers == (orphan.id,)
+    stray = [roots.root / f"{roots.driver}-containers" / ("e" * 64) / "userdata",
+             roots.run / f"{roots.driver}-containers" / ("e" * 64) / "userdata"]
+    for path in stray:  # as a delete cut off after its record went leaves them
+        path.mkdir(parents=True)
     with store.writing() as view:
         assert view.prune_layers() == [orphan.id]
         assert view.prune_layers() == []
+        assert view.prune_container_dirs() == [str(path.parent) for path in stray]
+        assert view.prune_container_dirs() == []
+        assert Path(view.container_dir("c1")).is_dir() and Path(view.container_run_dir("c1")).is_dir()
         view.delete_container("c1")
         view.remove_names(short_id, ["localhost/short:v1"])
         view._images.delete(view._images.get(short_id))  # an image record gone without its layers

@@ -160,6 +160,19 @@ class ContainerStore:
         container.metadata = metadata
         self.save()
 
+    def orphan_dirs(self) -> list[str]:
+        """``<id>/`` directories (graph root and run root) of containers no record names (lock held)."""
+        known = {container.id for container in self.containers}
+        found: list[str] = []
+        for directory in (self.directory, self.run_directory):
+            try:
+                names = sorted(os.listdir(directory))
+            except FileNotFoundError:
+                continue
+            found += [os.path.join(directory, name) for name in names
+                      if records.valid_id(name) and name not in known and os.path.isdir(os.path.join(directory, name))]
+        return found
+
     def delete(self, container: Container) -> None:
         """Drop the record and save, then remove ``<id>/`` under the graph root and the run root.
 

@@ -520,6 +520,14 @@ class WriteView(ReadView):
 
     # -- prune ------------------------------------------------------------------------------------------
 
+    def prune_container_dirs(self) -> list[str]:
+        """Remove the ``<id>/`` directories (graph root and run root) of containers no record names, as a
+        delete cut off after its record went leaves them. Returns the paths. Idempotent."""
+        found = self._containers.orphan_dirs()
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+        return found
+
     def prune_layers(self) -> list[str]:
         """Delete every layer nothing references: not in an image's chain, not a container's layer or its
         parents, not mounted. (Incomplete layers went when this view was opened.) Returns the IDs, children
