@@ -438,36 +438,67 @@ def _killed_at(roots: Roots, target: Any, name: str, action: str, wanted: str = 
     os.close(read_end)
 
 
-def test_sigkill_in_create_container_leaves_a_consistent_store(roots: Roots, test_images: Any, podman: str) -> None:
+def _layer_dirs(roots: Roots) -> set[str]:
+    home = roots.root / "vfs" / "dir" if roots.driver == "vfs" else roots.root / "overlay"
+    return {p.name for p in home.iterdir() if p.is_dir() and p.name != "l"}
+
+
+def test_sigkill_in_create_container_at_each_step_leaves_a_consistent_store(
+        roots: Roots, test_images: Any, podman: str) -> None:
+    from pallet.storage.container_store import ContainerStore
+    from pallet.storage.layer_store import LayerStore
+    from pallet.storage.store import GraphDriverLayers
+
+    store = roots.open()
+    image_id = put_image(store, test_images.single_layer, ["localhost/one:1"])
+    (image_layer,) = _layer_dirs(roots)
+    layers_json = f"{roots.driver}-layers/layers.json"
+    for stop_at in ((GraphDriverLayers, "create"), (ContainerStore, "create")):
+        _killed_at(roots, *stop_at, "create", image_id)  # before the container's record is saved
+        (half,) = [r for r in roots.raw(layers_json) if r.get("flags")]
+        assert half["flags"].get("pallet-pending-container")
+        with store.reading() as view:  # not shown: an incomplete layer, or a pending one no container names
+            assert [layer.id for layer in view.layers()] == [image_layer] and view.containers() == []
+        assert json.loads(roots.podman("ps", "--external", "--all", "--format", "json")) == []
+        with store.writing() as view:
+            assert [layer.id for layer in view.layers()] == [image_layer]
+        assert [r["id"] for r in roots.raw(layers_json)] == [image_layer] and _layer_dirs(roots) == {image_layer}
+    # killed after the record, before the layer's pending flag is cleared: a whole container, for Go as well
+    _killed_at(roots, LayerStore, "complete", "create", image_id)
+    assert [c["Names"] for c in json.loads(roots.podman("ps", "--external", "--all", "--format", "json"))] == [["half"]]
+    with store.writing() as view:
+        (container,) = view.containers()
+        assert view.layer(container.layer).parent == image_layer
+    assert all("flags" not in r for r in roots.raw(layers_json))
+    assert store.mount("half") and store.unmount("half") is False
+
+
+def test_sigkill_in_delete_container_leaves_a_consistent_store(roots: Roots, test_images: Any, podman: str) -> None:
     from pallet.storage.container_store import ContainerStore
     from pallet.storage.layer_store import LayerStore
 
     store = roots.open()
     image_id = put_image(store, test_images.single_layer, ["localhost/one:1"])
-    # killed before the record is saved: a layer flagged incomplete, which any read-write load deletes
-    _killed_at(roots, ContainerStore, "create", "create", image_id)
-    half = [r for r in roots.raw(f"{roots.driver}-layers/layers.json") if r.get("flags")]
-    assert [r["flags"]["incomplete"] for r in half] == [True] and "pallet-pending-container" in half[0]["flags"]
+    with store.writing() as view:
+        made = view.create_container(image_id, names=["c1"])
+    layers_json = f"{roots.driver}-layers/layers.json"
+    # killed before the record went: the container stays whole
+    _killed_at(roots, ContainerStore, "delete", "delete", "c1")
     with store.reading() as view:
-        assert len(view.layers()) == 1 and view.containers() == []
-    assert json.loads(roots.podman("ps", "--external", "--all", "--format", "json")) == []
+        assert view.container("c1").layer == view.layer(made.layer).id
     with store.writing() as view:
-        assert len(view.layers()) == 1
-    assert len(roots.raw(f"{roots.driver}-layers/layers.json")) == 1
-    # killed after the record, before the layer's flag is cleared: our next write view completes it
-    _killed_at(roots, LayerStore, "complete", "create", image_id)
-    with store.writing() as view:
-        (container,) = view.containers()
-        assert view.layer(container.layer).parent == view.lookup_image(image_id).top_layer
-    assert all("flags" not in r for r in roots.raw(f"{roots.driver}-layers/layers.json"))
-    assert store.mount("half") and store.unmount("half") is False
-    # killed in a delete after the record went: the layer is left incomplete and the next writer deletes it
-    _killed_at(roots, LayerStore, "delete", "delete", "half")
+        assert [c.id for c in view.containers()] == [made.id]
+    assert all("flags" not in r for r in roots.raw(layers_json))
+    # killed after the record went: the layer is hidden, and our next writer deletes it (Go keeps it)
+    _killed_at(roots, LayerStore, "delete", "delete", "c1")
     assert roots.raw(f"{roots.driver}-containers/containers.json") == []
-    roots.podman("images")
+    assert json.loads(roots.podman("ps", "--external", "--all", "--format", "json")) == []
+    assert made.layer in {r["id"] for r in roots.raw(layers_json)}
+    with store.reading() as view:
+        assert made.layer not in {layer.id for layer in view.layers()}
     with store.writing() as view:
         assert view.containers() == [] and len(view.layers()) == 1
-    assert len(roots.raw(f"{roots.driver}-layers/layers.json")) == 1
+    assert len(roots.raw(layers_json)) == 1 and len(_layer_dirs(roots)) == 1
 
 
 def test_a_layer_go_left_half_deleted_goes_and_its_container_can_still_be_deleted(

@@ -24,8 +24,8 @@ from pallet.storage.records import Layer
 from pallet.storage.tarengine import ApplyOptions, WhiteoutFormat, apply_layer, reassemble
 
 COMPRESSION_CODES = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
-# A flag beside "incomplete" on a container's layer whose files are whole: the create (or our delete)
-# of container <value> was cut off while the container's record may exist (Go keeps unknown flags).
+# The flag a container's (complete) layer carries while the container's record is being created or
+# deleted; its value is the container ID. Go keeps flags it does not know and never acts on this one.
 PENDING_CONTAINER = "pallet-pending-container"
 
 
@@ -106,6 +106,7 @@ class LayerStore:
         self.driver = driver
         self.path = os.path.join(directory, "layers.json")
         self.layers: list[Layer] = []
+        self.owners: Mapping[str, str] = {}  # container ID -> its layer ID: set by the Store after each reload
         self._token: bytes | None = None
         self._mtime: int | None = None
 
@@ -137,8 +138,14 @@ class LayerStore:
         self._mtime = self._file_mtime()
 
     def visible(self) -> list[Layer]:
-        """The complete layers (an incomplete one is a cut-off create or delete, never shown)."""
-        return [layer for layer in self.layers if not layer.incomplete]
+        """The complete layers: an incomplete one is a cut-off create or delete, and one flagged
+        :data:`PENDING_CONTAINER` for a container that does not name it a cut-off container create or
+        delete; neither is ever shown."""
+        return [layer for layer in self.layers if not layer.incomplete and not self._orphaned(layer)]
+
+    def _orphaned(self, layer: Layer) -> bool:
+        pending = layer.flags.get(PENDING_CONTAINER)
+        return pending is not None and self.owners.get(str(pending)) != layer.id
 
     def get(self, wanted: str) -> Layer:
         """A complete layer by ID, name or unique ID prefix (LayerNotFound, AmbiguousID)."""
@@ -181,16 +188,19 @@ class LayerStore:
 
     def create_empty(self, parent: str, container_id: str, *, layer_id: str | None = None,
                      mount_label: str = "") -> Layer:
-        """A layer without a diff on ``parent`` (a container's read-write layer), left ``incomplete``.
+        """A layer without a diff on ``parent`` for container ``container_id``, flagged :data:`PENDING_CONTAINER`.
 
         As c/storage creates a container's layer (``Put`` with no diff): no
-        tar-split, no digests, no names. The record is saved flagged
-        ``incomplete`` before the driver makes the directory, and stays so
-        until the caller calls :meth:`complete` once the record of
-        ``container_id`` is saved (flag :data:`PENDING_CONTAINER`): a process
-        killed before that leaves a layer every read-write load deletes, one
-        killed after it a layer :meth:`delete_incomplete` completes. A failure
-        here removes it again. Not idempotent.
+        tar-split, no digests, no names. The record is saved ``incomplete``
+        (and pending) before the driver makes the directory, then saved
+        complete but still pending; the caller saves the container's record
+        and calls :meth:`complete`. A process killed before the directory is
+        made leaves an incomplete layer every read-write load (Go's too)
+        deletes; one killed before the container record is saved, a pending
+        layer no container names, which our views hide and
+        :meth:`resolve_pending` deletes (Go keeps it as an unreferenced
+        layer); one killed after it, a layer :meth:`resolve_pending` completes.
+        A failure here removes the layer again. Not idempotent.
         """
         parent_id = self.get(parent).id if parent else ""
         layer = Layer(id=layer_id or records.random_id(), parent=parent_id, mount_label=mount_label,
@@ -200,16 +210,38 @@ class LayerStore:
         self.save()
         try:
             self.driver.create(layer.id, parent_id)
+            del layer.flags["incomplete"]
+            self.save()
         except BaseException:
             self.discard(layer)
             raise
         return layer
 
     def complete(self, layer: Layer) -> None:
-        """Clear the ``incomplete`` flag of a layer made by :meth:`create_empty` and save. Idempotent."""
-        if layer.flags.pop("incomplete", None) is not None:
-            layer.flags.pop(PENDING_CONTAINER, None)
+        """Clear the :data:`PENDING_CONTAINER` flag (the container's record is saved). Idempotent."""
+        if layer.flags.pop(PENDING_CONTAINER, None) is not None:
             self.save()
+
+    def mark_pending(self, layer: Layer, container_id: str) -> None:
+        """Flag a container's layer :data:`PENDING_CONTAINER` before its container's record is deleted."""
+        layer.flags[PENDING_CONTAINER] = container_id
+        self.save()
+
+    def resolve_pending(self) -> list[str]:
+        """Finish what a killed container create or delete left (write lock held; :attr:`owners` current).
+
+        A pending layer its container names is completed; one no container
+        names is deleted (unless it has children: then only unflagged).
+        Idempotent. Returns the IDs deleted.
+        """
+        removed: list[str] = []
+        for layer in [layer for layer in self.layers if PENDING_CONTAINER in layer.flags and not layer.incomplete]:
+            if not self._orphaned(layer) or any(other.parent == layer.id for other in self.layers):
+                self.complete(layer)
+            else:
+                self._delete_record(layer)
+                removed.append(layer.id)
+        return removed
 
     def discard(self, layer: Layer) -> None:
         """Undo :meth:`create_empty`: the driver directory and the record go (errors suppressed: cleanup)."""
@@ -279,25 +311,11 @@ class LayerStore:
             os.unlink(self.tar_split_path(layer_id))
         shutil.rmtree(os.path.join(self.directory, layer_id), ignore_errors=True)
 
-    def delete_incomplete(self, containers: Mapping[str, str] | None = None) -> list[str]:
+    def delete_incomplete(self) -> list[str]:
         """Delete every layer flagged incomplete, as a c/storage read-write load does (write lock held).
 
-        ``containers`` maps container IDs to their layer IDs. An incomplete
-        layer flagged :data:`PENDING_CONTAINER` for a container whose record
-        exists and names it has whole files (a create cut off after the
-        record was saved, or our delete before the record went): it is
-        completed instead. (An incomplete layer without that flag may be
-        half deleted, by Go or by us, and goes.) Idempotent. Returns the IDs
-        removed. Children first, so a parent is never removed under a child.
+        Idempotent. Returns the IDs removed. Children first, so a parent is never removed under a child.
         """
-        owners = containers or {}
-        kept = [layer for layer in self.layers if layer.incomplete
-                and owners.get(str(layer.flags.get(PENDING_CONTAINER))) == layer.id]
-        for layer in kept:
-            del layer.flags["incomplete"]
-            del layer.flags[PENDING_CONTAINER]
-        if kept:
-            self.save()
         removed: list[str] = []
         while True:
             parents = {layer.parent for layer in self.layers}

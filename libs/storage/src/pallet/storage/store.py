@@ -16,9 +16,9 @@ it came from to be open (the locks are held only there); on entry the
 records are reloaded when the lock token (layers: or the layers.json mtime)
 changed since our last load; every save is followed by a fresh token; a
 write view first deletes layers left incomplete by a killed process, as a
-Go read-write load does (except a container's layer flagged
-``pallet-pending-container`` whose container record exists: that create got
-past its record, and the layer is completed); a read view hides them.
+Go read-write load does, and finishes what a killed container create or
+delete left (a layer flagged ``pallet-pending-container``: completed when its
+container's record names it, else deleted); a read view hides both kinds.
 ``storage.lock`` is taken (W) only around a mount, as c/storage does, and
 never written (a token there means "driver state changed").
 """
@@ -40,7 +40,7 @@ from pallet.storage.container_store import ContainerStore
 from pallet.storage.drivers import Driver, new_driver
 from pallet.storage.errors import ConfigError, ContainerNotFound, StorageError
 from pallet.storage.image_store import ImageStore
-from pallet.storage.layer_store import PENDING_CONTAINER, LayerDriver, LayerInUse, LayerStore, MountingDriver
+from pallet.storage.layer_store import LayerDriver, LayerInUse, LayerStore, MountingDriver
 from pallet.storage.lockfile import LockFile, get_lockfile
 from pallet.storage.mount_store import MountStore
 from pallet.storage.records import Container, Image, Layer, Mountpoint
@@ -171,7 +171,8 @@ class Store:
                 stack.enter_context(lock.writing())
             with self._mutex:
                 self._reload()
-                self._layers.delete_incomplete({c.id: c.layer for c in self._containers.containers})
+                self._layers.delete_incomplete()
+                self._layers.resolve_pending()
                 try:
                     yield WriteView(self)
                 except BaseException:
@@ -189,6 +190,7 @@ class Store:
         self._mounts.reload_if_changed()
         self._images.reload_if_changed()
         self._containers.reload_if_changed()
+        self._layers.owners = {container.id: container.layer for container in self._containers.containers}
 
     # -- one-call conveniences ----------------------------------------------------------------------
 
@@ -409,11 +411,12 @@ class WriteView(ReadView):
         and ``Volatile`` when set. Both ``userdata`` directories are made.
         ID-mapped containers (uidmap/gidmap, an ID-mapped copy of the image's
         top layer) are not made here.
-        Crash safety: the layer is saved ``incomplete`` before its directory
-        is made and completed only after the record is saved, so a process
-        killed before the record leaves a layer the next read-write load (ours
-        or Go's) deletes, and one killed after it a container our next write
-        view completes. Not idempotent (DuplicateID, DuplicateName; ImageNotFound).
+        Crash safety (:meth:`LayerStore.create_empty`): the layer is
+        ``incomplete`` until its directory is made, then flagged
+        ``pallet-pending-container`` until the record is saved. A process
+        killed at any point leaves no container without its layer (for Go
+        too), and no layer our views show that no container names.
+        Not idempotent (DuplicateID, DuplicateName; ImageNotFound).
         """
         if bool(mount_label) != bool(process_label):
             raise ConfigError("ProcessLabel and MountLabel must either not be specified or both specified")
@@ -439,20 +442,20 @@ class WriteView(ReadView):
     def delete_container(self, wanted: str) -> None:
         """Delete a container: its layer (unmounted first), its record, its directories. Not idempotent.
 
-        Order: the layer is flagged ``incomplete`` and saved, the record goes,
-        then the layer. A process killed before the record went leaves the
-        container whole (our next write view completes its layer again); one
-        killed after it leaves an incomplete layer every read-write load
-        deletes. A container whose layer is gone (Go's load deleted it) is
-        still deleted, as c/storage does.
+        Order: the layer is flagged ``pallet-pending-container`` and saved,
+        the record goes, then the layer (section 2.3). A process killed
+        before the record went leaves the container whole (the flag is
+        cleared by our next write view); one killed after it, a layer our
+        views hide and our next write view deletes (Go keeps it as an
+        unreferenced layer). A container whose layer is gone is still
+        deleted, as c/storage does.
         """
         container = self._containers.get(wanted)
         layer = next((item for item in self._layers.layers if item.id == container.layer), None)
         if layer is not None:
             if self._mounts.count(layer.id):
                 self._unmount_layer(layer.id, force=True)
-            layer.flags.update({"incomplete": True, PENDING_CONTAINER: container.id})
-            self._layers.save()
+            self._layers.mark_pending(layer, container.id)
         self._containers.delete(container)
         if layer is not None:
             self._layers.delete(layer.id, self._holders())
