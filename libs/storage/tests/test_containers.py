@@ -125,6 +125,7 @@ def test_create_container_writes_the_record_layer_and_dirs_as_c_storage(roots: R
         assert view.container_run_dir("c1") == str(roots.run / f"{roots.driver}-containers" / made.id / "userdata")
         with pytest.raises(errors.ContainerNotFound):
             view.container("c2")
+    assert [c.id for c in store.containers()] == [made.id] and store.lookup_container("c1").id == made.id
 
 
 def test_container_big_data_names_and_refusals(roots: Roots, test_images: Any) -> None:

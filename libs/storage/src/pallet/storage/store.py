@@ -204,6 +204,16 @@ class Store:
         with self.reading() as view:
             return view.lookup_image(wanted)
 
+    def containers(self) -> list[Container]:
+        """A snapshot of every container (read locks taken and released)."""
+        with self.reading() as view:
+            return view.containers()
+
+    def lookup_container(self, wanted: str) -> Container:
+        """A container by ID, name, layer ID or unique ID prefix (read locks taken and released)."""
+        with self.reading() as view:
+            return view.container(wanted)
+
     def mount(self, wanted: str, mount_label: str = "", *, readonly: bool = False) -> str:
         """Mount a container's layer (or a layer) as c/storage's Store.Mount does: ``storage.lock``, then the
         write locks; counted in mountpoints.json. Returns the path (the same one for a second mount)."""
