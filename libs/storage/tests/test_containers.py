@@ -645,3 +645,11 @@ def test_rootless_containers_shared_with_buildah(rootless_user, rootless_tmp_pat
     assert done.returncode == 0, done.stderr.decode()
     assert listed() == []
     assert json.loads(Path(top, "g", f"{driver}-containers", "containers.json").read_text()) in ([], None)
+
+
+def test_in_use_errors_are_in_the_error_tree_and_stay_importable_where_they_were() -> None:
+    from pallet.storage import layer_store, store
+
+    assert store.ImageInUse is errors.ImageInUse and layer_store.LayerInUse is errors.LayerInUse
+    assert issubclass(errors.ImageInUse, errors.InUse) and issubclass(errors.LayerInUse, errors.InUse)
+    assert issubclass(errors.InUse, errors.StorageError) and issubclass(layer_store.DiffMismatch, errors.StorageError)

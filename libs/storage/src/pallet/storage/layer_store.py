@@ -18,28 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from pallet.storage import records
-from pallet.storage.errors import DuplicateID, DuplicateName, InvalidID, StorageError
+from pallet.storage.errors import DiffMismatch, DuplicateID, DuplicateName, InvalidID, LayerInUse
 from pallet.storage.lockfile import LockFile
 from pallet.storage.records import Layer
 from pallet.storage.tarengine import ApplyOptions, WhiteoutFormat, apply_layer, reassemble
+
+__all__ = ["COMPRESSION_CODES", "PENDING_CONTAINER", "DiffMismatch", "LayerDriver", "LayerInUse", "LayerStore",
+           "MountingDriver"]
 
 COMPRESSION_CODES = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
 # The flag a container's (complete) layer carries while the container's record is being created or
 # deleted; its value is the container ID. Go keeps flags it does not know and never acts on this one.
 PENDING_CONTAINER = "pallet-pending-container"
-
-
-class LayerInUse(StorageError):
-    """A layer still referenced (as a parent, an image's layer or a container's layer) cannot be deleted."""
-
-    def __init__(self, layer_id: str, holder: str) -> None:
-        self.layer_id = layer_id
-        self.holder = holder
-        super().__init__(f"layer {layer_id} is in use by {holder}")
-
-
-class DiffMismatch(StorageError):
-    """The applied diff does not have the uncompressed digest the caller announced."""
 
 
 class LayerDriver(Protocol):

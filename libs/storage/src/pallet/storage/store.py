@@ -38,7 +38,7 @@ from pallet.storage import records
 from pallet.storage.config import StoreOptions, resolve_driver
 from pallet.storage.container_store import ContainerStore
 from pallet.storage.drivers import Driver, new_driver
-from pallet.storage.errors import ConfigError, ContainerNotFound, StorageError
+from pallet.storage.errors import ConfigError, ContainerNotFound, ImageInUse, StorageError
 from pallet.storage.image_store import ImageStore
 from pallet.storage.layer_store import LayerDriver, LayerInUse, LayerStore, MountingDriver
 from pallet.storage.lockfile import LockFile, get_lockfile
@@ -49,15 +49,6 @@ from pallet.storage.usage import DiskUsage, changes_size, disk_usage, tree_size
 
 __all__ = ["GraphDriverLayers", "ImageInUse", "LayerDriver", "LayerInUse", "MountingDriver", "ReadView", "Store",
            "WriteView"]
-
-
-class ImageInUse(StorageError):
-    """An image that a container uses cannot be deleted."""
-
-    def __init__(self, image_id: str, container_id: str) -> None:
-        self.image_id = image_id
-        self.container_id = container_id
-        super().__init__(f"image {image_id} is in use by container {container_id}")
 
 
 class GraphDriverLayers:
