@@ -280,6 +280,20 @@ def test_a_containers_mount_opts_are_used(roots: Roots, test_images: Any) -> Non
             configured.unmount(name)
 
 
+def test_deleting_a_mounted_image_unmounts_its_layer_first(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    top = store.lookup_image(image_id).top_layer
+    path = store.mount(top, readonly=True)
+    assert store.mount(top, readonly=True) == path
+    with store.writing() as view:
+        assert view.mount_count(top) == 2
+        assert len(view.delete_image(image_id)) == 3
+        assert view.mounts() == []
+    assert roots.raw("mountpoints.json") == [] and not _mount.is_mounted_here(path)
+    assert json.loads(roots.podman("images", "--format", "json")) == []
+
+
 # -- with the real buildah and podman -------------------------------------------------------------------
 
 

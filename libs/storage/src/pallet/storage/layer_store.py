@@ -279,13 +279,18 @@ class LayerStore:
         (images, containers); a referenced layer or a parent raises LayerInUse.
         Not idempotent: an unknown layer raises LayerNotFound.
         """
+        layer = self.check_deletable(layer_id, holders)
+        self._delete_record(layer)
+
+    def check_deletable(self, layer_id: str, holders: Mapping[str, str]) -> Layer:
+        """The layer, if nothing holds it: LayerInUse for a parent or a layer in ``holders``; LayerNotFound."""
         layer = records.find_layer(self.layers, layer_id)
         child = next((other for other in self.layers if other.parent == layer.id), None)
         if child is not None:
             raise LayerInUse(layer.id, f"layer {child.id}")
         if layer.id in holders:
             raise LayerInUse(layer.id, holders[layer.id])
-        self._delete_record(layer)
+        return layer
 
     def _delete_record(self, layer: Layer) -> None:
         layer.flags["incomplete"] = True

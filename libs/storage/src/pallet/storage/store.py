@@ -325,9 +325,7 @@ class WriteView(ReadView):
 
     def _drop_layer(self, layer_id: str, holders: dict[str, str]) -> None:
         """Unmount the layer fully (as c/storage's Delete does), then delete it (LayerInUse, LayerNotFound)."""
-        layer = records.find_layer(self._layers.layers, layer_id)
-        if any(other.parent == layer.id for other in self._layers.layers) or layer.id in holders:
-            self._layers.delete(layer.id, holders)  # raises LayerInUse before anything is unmounted
+        layer = self._layers.check_deletable(layer_id, holders)
         if self._mounts.count(layer.id):
             self._unmount_layer(layer.id, force=True)
         self._layers.delete(layer.id, holders)
