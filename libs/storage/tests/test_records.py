@@ -420,3 +420,16 @@ def test_every_key_we_write_is_a_struct_tag_in_the_real_podman(podman: str) -> N
             wanted = key.encode() if always and key != "created" else key.encode() + b",omitempty"  # time.Time: never omitted
             assert wanted in tags, wanted
     assert {b"container_id", b"host_id", b"size"} <= tags
+
+
+def test_the_package_keeps_every_name_callers_import() -> None:
+    """records became a package (model, codec, files, ids, lookup); the names stay importable from records."""
+    public = {
+        "Container", "IDMap", "Image", "Layer", "Mountpoint", "Record", "R", "ZERO_TIME", "CONTAINER_SPEC",
+        "IMAGE_SPEC", "LAYER_SPEC", "MOUNTPOINT_SPEC", "Check", "Spec", "atomic_write", "big_data_file_name",
+        "big_data_key_of_file", "check_records", "decode_records", "encode_records", "find_container", "find_image",
+        "find_layer", "format_time", "go_json", "image_id_for_config", "images_by_digest", "layer_chain_id",
+        "load_records", "lookup", "normalize_time", "now_time", "random_id", "save_records", "valid_digest",
+        "valid_id", "valid_time"}
+    assert set(records.__all__) == public and records.__all__ == sorted(records.__all__)
+    assert all(hasattr(records, name) for name in public)

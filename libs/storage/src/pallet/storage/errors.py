@@ -20,7 +20,13 @@ so that "image not found" from the store is also the oci lib's
     │   └── ContainerNotFound
     ├── AmbiguousID                 an ID prefix matches more than one record
     ├── DuplicateName               a name that another record of the same kind already holds
-    └── DuplicateID                 an ID that a record of the same kind already has
+    ├── DuplicateID                 an ID that a record of the same kind already has
+    ├── InUse                       a record something else still references cannot be deleted
+    │   ├── LayerInUse              a parent, an image's layer or a container's layer
+    │   └── ImageInUse              an image a container uses
+    └── DiffMismatch                an applied layer diff does not have the announced digest
+
+(The graph drivers' errors hang below StorageError too: :mod:`pallet.storage.drivers.errors`.)
 """
 
 from __future__ import annotations
@@ -137,3 +143,29 @@ class DuplicateID(StorageError):
     def __init__(self, record_id: str) -> None:
         self.record_id = record_id
         super().__init__(f"ID {record_id} is already in use")
+
+
+class InUse(StorageError):
+    """A record that something else still references cannot be deleted."""
+
+
+class LayerInUse(InUse):
+    """A layer still referenced (as a parent, an image's layer or a container's layer) cannot be deleted."""
+
+    def __init__(self, layer_id: str, holder: str) -> None:
+        self.layer_id = layer_id
+        self.holder = holder
+        super().__init__(f"layer {layer_id} is in use by {holder}")
+
+
+class ImageInUse(InUse):
+    """An image that a container uses cannot be deleted."""
+
+    def __init__(self, image_id: str, container_id: str) -> None:
+        self.image_id = image_id
+        self.container_id = container_id
+        super().__init__(f"image {image_id} is in use by container {container_id}")
+
+
+class DiffMismatch(StorageError):
+    """The applied diff does not have the uncompressed digest the caller announced."""

@@ -14,29 +14,22 @@ import hashlib
 import io
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from pallet.storage import records
-from pallet.storage.errors import DuplicateID, DuplicateName, InvalidID, StorageError
+from pallet.storage.errors import DiffMismatch, DuplicateID, DuplicateName, InvalidID, LayerInUse
 from pallet.storage.lockfile import LockFile
 from pallet.storage.records import Layer
 from pallet.storage.tarengine import ApplyOptions, WhiteoutFormat, apply_layer, reassemble
 
+__all__ = ["COMPRESSION_CODES", "PENDING_CONTAINER", "DiffMismatch", "LayerDriver", "LayerInUse", "LayerStore",
+           "MountingDriver"]
+
 COMPRESSION_CODES = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
-
-
-class LayerInUse(StorageError):
-    """A layer still referenced (as a parent, an image's layer or a container's layer) cannot be deleted."""
-
-    def __init__(self, layer_id: str, holder: str) -> None:
-        self.layer_id = layer_id
-        self.holder = holder
-        super().__init__(f"layer {layer_id} is in use by {holder}")
-
-
-class DiffMismatch(StorageError):
-    """The applied diff does not have the uncompressed digest the caller announced."""
+# The flag a container's (complete) layer carries while the container's record is being created or
+# deleted; its value is the container ID. Go keeps flags it does not know and never acts on this one.
+PENDING_CONTAINER = "pallet-pending-container"
 
 
 class LayerDriver(Protocol):
@@ -56,6 +49,16 @@ class LayerDriver(Protocol):
     def remove(self, layer_id: str) -> None: ...
 
     def diff_roots(self, layer_id: str) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class MountingDriver(Protocol):
+    """A LayerDriver that can also mount: ``mount`` returns the layer's root filesystem path (mounting
+    what is mounted returns the same path; the store counts), ``unmount`` undoes it (idempotent)."""
+
+    def mount(self, layer_id: str, mount_label: str, readonly: bool, options: Sequence[str] | None) -> str: ...
+
+    def unmount(self, layer_id: str) -> None: ...
 
 
 class _CountingReader(io.RawIOBase):
@@ -93,6 +96,7 @@ class LayerStore:
         self.driver = driver
         self.path = os.path.join(directory, "layers.json")
         self.layers: list[Layer] = []
+        self.owners: Mapping[str, str] = {}  # container ID -> its layer ID: set by the Store after each reload
         self._token: bytes | None = None
         self._mtime: int | None = None
 
@@ -124,8 +128,14 @@ class LayerStore:
         self._mtime = self._file_mtime()
 
     def visible(self) -> list[Layer]:
-        """The complete layers (an incomplete one is a cut-off create or delete, never shown)."""
-        return [layer for layer in self.layers if not layer.incomplete]
+        """The complete layers: an incomplete one is a cut-off create or delete, and one flagged
+        :data:`PENDING_CONTAINER` for a container that does not name it a cut-off container create or
+        delete; neither is ever shown."""
+        return [layer for layer in self.layers if not layer.incomplete and not self._orphaned(layer)]
+
+    def _orphaned(self, layer: Layer) -> bool:
+        pending = layer.flags.get(PENDING_CONTAINER)
+        return pending is not None and self.owners.get(str(pending)) != layer.id
 
     def get(self, wanted: str) -> Layer:
         """A complete layer by ID, name or unique ID prefix (LayerNotFound, AmbiguousID)."""
@@ -166,6 +176,71 @@ class LayerStore:
         self.save()
         return layer
 
+    def create_empty(self, parent: str, container_id: str, *, layer_id: str | None = None,
+                     mount_label: str = "") -> Layer:
+        """A layer without a diff on ``parent`` for container ``container_id``, flagged :data:`PENDING_CONTAINER`.
+
+        As c/storage creates a container's layer (``Put`` with no diff): no
+        tar-split, no digests, no names. The record is saved ``incomplete``
+        (and pending) before the driver makes the directory, then saved
+        complete but still pending; the caller saves the container's record
+        and calls :meth:`complete`. A process killed before the directory is
+        made leaves an incomplete layer every read-write load (Go's too)
+        deletes; one killed before the container record is saved, a pending
+        layer no container names, which our views hide and
+        :meth:`resolve_pending` deletes (Go keeps it as an unreferenced
+        layer); one killed after it, a layer :meth:`resolve_pending` completes.
+        A failure here removes the layer again. Not idempotent.
+        """
+        parent_id = self.get(parent).id if parent else ""
+        layer = Layer(id=layer_id or records.random_id(), parent=parent_id, mount_label=mount_label,
+                      created=records.now_time(), flags={"incomplete": True, PENDING_CONTAINER: container_id})
+        self._check_new(layer)
+        self.layers.append(layer)
+        self.save()
+        try:
+            self.driver.create(layer.id, parent_id)
+            del layer.flags["incomplete"]
+            self.save()
+        except BaseException:
+            self.discard(layer)
+            raise
+        return layer
+
+    def complete(self, layer: Layer) -> None:
+        """Clear the :data:`PENDING_CONTAINER` flag (the container's record is saved). Idempotent."""
+        if layer.flags.pop(PENDING_CONTAINER, None) is not None:
+            self.save()
+
+    def mark_pending(self, layer: Layer, container_id: str) -> None:
+        """Flag a container's layer :data:`PENDING_CONTAINER` before its container's record is deleted."""
+        layer.flags[PENDING_CONTAINER] = container_id
+        self.save()
+
+    def resolve_pending(self) -> list[str]:
+        """Finish what a killed container create or delete left (write lock held; :attr:`owners` current).
+
+        A pending layer its container names is completed; one no container
+        names is deleted (unless it has children: then only unflagged).
+        Idempotent. Returns the IDs deleted.
+        """
+        removed: list[str] = []
+        for layer in [layer for layer in self.layers if PENDING_CONTAINER in layer.flags and not layer.incomplete]:
+            if not self._orphaned(layer) or any(other.parent == layer.id for other in self.layers):
+                self.complete(layer)
+            else:
+                self._delete_record(layer)
+                removed.append(layer.id)
+        return removed
+
+    def discard(self, layer: Layer) -> None:
+        """Undo :meth:`create_empty`: the driver directory and the record go (errors suppressed: cleanup)."""
+        with contextlib.suppress(Exception):
+            self._delete_files(layer.id)
+            if layer in self.layers:
+                self.layers.remove(layer)
+            self.save()
+
     def _check_new(self, layer: Layer) -> None:
         if not records.valid_id(layer.id):
             raise InvalidID(layer.id)
@@ -204,13 +279,18 @@ class LayerStore:
         (images, containers); a referenced layer or a parent raises LayerInUse.
         Not idempotent: an unknown layer raises LayerNotFound.
         """
+        layer = self.check_deletable(layer_id, holders)
+        self._delete_record(layer)
+
+    def check_deletable(self, layer_id: str, holders: Mapping[str, str]) -> Layer:
+        """The layer, if nothing holds it: LayerInUse for a parent or a layer in ``holders``; LayerNotFound."""
         layer = records.find_layer(self.layers, layer_id)
         child = next((other for other in self.layers if other.parent == layer.id), None)
         if child is not None:
             raise LayerInUse(layer.id, f"layer {child.id}")
         if layer.id in holders:
             raise LayerInUse(layer.id, holders[layer.id])
-        self._delete_record(layer)
+        return layer
 
     def _delete_record(self, layer: Layer) -> None:
         layer.flags["incomplete"] = True

@@ -33,8 +33,9 @@ class Driver(Protocol):
     - ``remove(id)``: delete everything of the layer; a missing layer is fine.
     - ``layer_dir(id)``: where the layer's diff is applied (overlay ``diff/``, vfs the full tree).
     - ``whiteout_form``: how ``apply_layer`` writes whiteouts for this driver.
-    - ``mount(id, mount_label, readonly=False)``: the path of the layer's root filesystem, mounted
-      if needed (``readonly``: an image mount); mounting what is mounted returns the path (the Store counts).
+    - ``mount(id, mount_label, readonly=False, options=None)``: the path of the layer's root filesystem, mounted
+      if needed (``readonly``: an image mount; ``options``: a container's MountOpts, replacing the
+      configured ones); mounting what is mounted returns the path (the Store counts).
     - ``unmount(id)``: undo ``mount`` (no-op when not mounted).
     - ``exists(id)``, ``metadata(id)`` (podman's GraphDriver.Data).
     """
@@ -51,7 +52,8 @@ class Driver(Protocol):
 
     def layer_dir(self, layer_id: str) -> str: ...
 
-    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str: ...
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False,
+              options: Sequence[str] | None = None) -> str: ...
 
     def unmount(self, layer_id: str) -> None: ...
 

@@ -8,6 +8,29 @@ import os
 
 MNT_DETACH = 2
 MS_RDONLY = 1
+MS_BIND = 4096
+MS_PRIVATE = 1 << 18
+# mount(8)-style words that are mount(2) flags, not file system data (c/storage pkg/mount ParseOptions):
+# name -> (clear, flag)
+_FLAGS = {
+    "defaults": (False, 0), "ro": (False, MS_RDONLY), "rw": (True, MS_RDONLY), "suid": (True, 2), "nosuid": (False, 2),
+    "dev": (True, 4), "nodev": (False, 4), "exec": (True, 8), "noexec": (False, 8), "sync": (False, 16),
+    "async": (True, 16), "dirsync": (False, 128), "remount": (False, 32), "mand": (False, 64), "nomand": (True, 64),
+    "atime": (True, 1024), "noatime": (False, 1024), "diratime": (True, 2048), "nodiratime": (False, 2048),
+    "relatime": (False, 1 << 21), "norelatime": (True, 1 << 21), "strictatime": (False, 1 << 24),
+}
+
+
+def parse_options(options: list[str]) -> tuple[int, list[str]]:
+    """Split mount options into mount(2) flags and the file system's data words, as c/storage does."""
+    flags, data = 0, []
+    for option in options:
+        if option in _FLAGS:
+            clear, flag = _FLAGS[option]
+            flags = flags & ~flag if clear else flags | flag
+        elif option:
+            data.append(option)
+    return flags, data
 
 
 def _libc() -> ctypes.CDLL:
@@ -69,8 +92,30 @@ def _unescape(field: str) -> str:
     return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "surrogateescape")
 
 
+def mounted_below(path: str) -> bool:
+    """Whether the mount table lists a mount point strictly below ``path`` (symlinks in it resolved)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        return any(_unescape(line.split(" ", 5)[4]).startswith(prefix) for line in table)
+
+
 def is_mountpoint(path: str) -> bool:
     """Whether ``path`` is a mount point in this mount namespace (symlinks in it resolved, as the table has them)."""
     target = os.path.realpath(path)
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         return any(_unescape(line.split(" ", 5)[4]) == target for line in table)
+
+
+def is_mounted_here(path: str) -> bool:
+    """Whether something is mounted on ``path`` *and visible there*: its device differs from its parent's.
+
+    The mount table also lists mounts that a later mount above them hides
+    (containers/storage bind-mounts the overlay home onto itself, which
+    hides an overlay mounted on ``<home>/<id>/merged`` before it); this
+    check sees what a path lookup sees. Meant for overlay mounts (their own
+    device); a bind mount from the same file system is not seen.
+    """
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(os.path.abspath(path))).st_dev
+    except FileNotFoundError:
+        return False

@@ -20,10 +20,12 @@ used and the mount is made from a child whose cwd is ``<home>``. Mount
 counts are the Store's job: :meth:`OverlayDriver.mount` of a layer already
 mounted returns its path without mounting again, and :meth:`unmount` always
 unmounts (MNT_DETACH) and removes ``merged/``, as containers/storage does.
+Before the first mount the home is made a private bind mount of itself, as
+containers/storage's init does; "mounted" means mounted and visible at the
+path (a mount that a later bind of the home hides does not count).
 
 Not done: fuse-overlayfs (``mount_program``), ``diffN`` extra lowers, idmapped
-mounts, composefs, the run-root feature-probe cache, and the private bind
-mount containers/storage makes of its home.
+mounts, composefs, the run-root feature-probe cache.
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ class OverlayDriver:
         Removing a layer that does not exist is not an error (as containers/storage).
         """
         layer = self._dir(layer_id)
-        if _mount.is_mountpoint(os.path.join(layer, "merged")):
+        if _mount.is_mounted_here(os.path.join(layer, "merged")):
             raise LayerBusy(layer_id, "its merged directory is still mounted")
         self._remove_link(layer)
         remove_tree(layer)
@@ -219,32 +221,40 @@ class OverlayDriver:
     # ------------------------------------------------------------ mount
 
     def mount_data(self, layer_id: str, mount_label: str | None = None, *, relative: bool = False,
-                   readonly: bool = False) -> str:
+                   readonly: bool = False, options: Sequence[str] | None = None) -> str:
         """The overlay mount option string for the layer (absolute paths, or relative to the home).
 
         Read-write: ``lowerdir=<lowers>,upperdir=<id>/diff,workdir=<id>/work``; read-only (as
         ``podman image mount``): ``lowerdir=<id>/diff:<lowers>``. ``<lowers>`` are the ``l/`` short
-        links, or ``<id>/empty`` for a base layer.
+        links, or ``<id>/empty`` for a base layer. Then the data words (not the mount(2) flags such
+        as ``nodev``) of ``options`` (a container's MountOpts), else of the configured mount options.
         """
         base = "" if relative else self.home + "/"
         own = f"{base}{check_id(layer_id)}"
         lowers = [base + entry for entry in self.lowers(layer_id)] or [f"{own}/empty"]
         if readonly:
-            options = [f"lowerdir={own}/diff:{':'.join(lowers)}"]
+            words = [f"lowerdir={own}/diff:{':'.join(lowers)}"]
         else:
-            options = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
-        options += list(self.mount_options)
+            words = [f"lowerdir={':'.join(lowers)}", f"upperdir={own}/diff", f"workdir={own}/work"]
+        words += self._flags_and_data(options)[1]
         if self.rootless:
-            options.append("userxattr")
+            words.append("userxattr")
         if mount_label:
-            options.append(f'context="{mount_label}"')
-        return ",".join(options)
+            words.append(f'context="{mount_label}"')
+        return ",".join(words)
 
-    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str:
+    def _flags_and_data(self, options: Sequence[str] | None) -> tuple[int, list[str]]:
+        """mount(2) flags and data words of ``options`` (None: the configured mount options)."""
+        return _mount.parse_options(list(self.mount_options if options is None else options))
+
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False,
+              options: Sequence[str] | None = None) -> str:
         """Mount the layer on ``<id>/merged`` and return that path.
 
         Read-write (a container): upper = its diff. ``readonly`` (an image, as
         ``podman image mount``): its diff is the top lower, MS_RDONLY, no upper.
+        ``options`` (a container's MountOpts) replace the configured mount
+        options; words such as ``nodev`` or ``ro`` become mount(2) flags.
 
         Already mounted: the path is returned, nothing is mounted again (the
         Store counts). Needs CAP_SYS_ADMIN in the owner of the mount namespace
@@ -254,24 +264,40 @@ class OverlayDriver:
             raise LayerMissing(layer_id, "no such overlay layer")
         merged = os.path.join(self._dir(layer_id), "merged")
         make_dir(merged, 0o700, exist_ok=True)
-        if _mount.is_mountpoint(merged):
+        self._private_home()
+        if _mount.is_mounted_here(merged):
             return merged
-        data = self.mount_data(layer_id, mount_label, readonly=readonly)
-        flags = _mount.MS_RDONLY if readonly else 0
+        data = self.mount_data(layer_id, mount_label, readonly=readonly, options=options)
+        flags = (_mount.MS_RDONLY if readonly else 0) | self._flags_and_data(options)[0]
         try:
             if len(data) < _PAGE_SIZE:
                 _mount.mount("overlay", merged, "overlay", data, flags)
             else:
-                relative = self.mount_data(layer_id, mount_label, relative=True, readonly=readonly)
+                relative = self.mount_data(layer_id, mount_label, relative=True, readonly=readonly, options=options)
                 _mount.mount_from(self.home, "overlay", f"{layer_id}/merged", "overlay", relative, flags)
         except OSError as exc:
             raise MountFailed(layer_id, f"mount overlay on {merged}: {exc.strerror}", exc.errno or 0) from exc
         return merged
 
+    def _private_home(self) -> None:
+        """Make the home a private mount of itself, as containers/storage's overlay init does (no
+        ``skip_mount_home``): bound onto itself when it is not a mount point yet, then MS_PRIVATE.
+
+        Done before our first mount, so that a c/storage process started
+        later finds the home mounted already and never hides our mounts
+        under a new bind mount of it (idempotent). MountFailed.
+        """
+        try:
+            if not _mount.is_mountpoint(self.home):
+                _mount.mount(self.home, self.home, "none", "", _mount.MS_BIND)
+            _mount.mount("none", self.home, "none", "", _mount.MS_PRIVATE)
+        except OSError as exc:
+            raise MountFailed("", f"make {self.home} a private mount: {exc.strerror}", exc.errno or 0) from exc
+
     def unmount(self, layer_id: str) -> None:
         """Unmount ``<id>/merged`` (MNT_DETACH) if mounted, then remove that directory; MountFailed."""
         merged = os.path.join(self._dir(layer_id), "merged")
-        if _mount.is_mountpoint(merged):
+        if _mount.is_mounted_here(merged):
             try:
                 _mount.umount(merged)
             except OSError as exc:
@@ -281,6 +307,17 @@ class OverlayDriver:
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
                 raise
+        self._release_home()
+
+    def _release_home(self) -> None:
+        """Undo the home's bind mount once nothing is mounted below it, as c/storage's Cleanup (Shutdown
+        with no layer mounted) does; anything still mounted below keeps it. MountFailed."""
+        if _mount.mounted_below(self.home) or not _mount.is_mountpoint(self.home):
+            return
+        try:
+            _mount.umount(self.home)
+        except OSError as exc:
+            raise MountFailed("", f"unmount {self.home}: {exc.strerror}", exc.errno or 0) from exc
 
     def metadata(self, layer_id: str) -> dict[str, str]:
         """``podman inspect``'s GraphDriver.Data: WorkDir, MergedDir, UpperDir and (children) LowerDir.

@@ -12,10 +12,11 @@ merged; "mounting" returns the directory and nothing is mounted.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from pallet.storage.drivers._copy import copy_tree
 from pallet.storage.drivers._fs import check_id, make_dir, remove_tree
-from pallet.storage.drivers.errors import LayerExists, LayerMissing
+from pallet.storage.drivers.errors import LayerExists, LayerMissing, UnsupportedStore
 from pallet.storage.tarengine import WhiteoutFormat
 
 BASE_MODE = 0o555
@@ -64,8 +65,14 @@ class VfsDriver:
         """Remove the layer's directory (a missing one is not an error)."""
         remove_tree(self.layer_dir(layer_id))
 
-    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False) -> str:
-        """The layer's directory (nothing is mounted; label and ``readonly`` are ignored, as containers/storage does)."""
+    def mount(self, layer_id: str, mount_label: str | None = None, *, readonly: bool = False,
+              options: Sequence[str] | None = None) -> str:
+        """The layer's directory (nothing is mounted; label and ``readonly`` are ignored, as containers/storage does).
+
+        ``options`` other than ``ro``: UnsupportedStore ("vfs driver does not support mount options", as 1.43).
+        """
+        if any(option != "ro" for option in options or ()):
+            raise UnsupportedStore(layer_id, "vfs driver does not support mount options")
         if not self.exists(layer_id):
             raise LayerMissing(layer_id, "no such vfs layer")
         return self.layer_dir(layer_id)
