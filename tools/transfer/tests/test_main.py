@@ -61,3 +61,13 @@ def test_subcommand_help_lists_its_flags_and_the_global_ones() -> None:
     assert result.stdout.startswith("Usage: pallet-transfer copy [OPTIONS] SOURCE-IMAGE DESTINATION-IMAGE\n")
     for flag in ("--src-tls-verify", "--dest-creds", "--image-parallel-copies", "--insecure-policy", "--override-arch"):
         assert flag in result.stdout
+
+
+def test_a_password_left_out_of_creds_is_read_from_stdin_when_it_is_not_a_terminal() -> None:
+    for stdin, expected in (("s3cret\n", "Password: Error: "), ("", "Password: Error: no password given (stdin is closed)")):
+        result = subprocess.run([sys.executable, "-m", "pallet.transfer", "inspect", "--creds", "someone",
+                                 "--tls-verify=false", "docker://127.0.0.1:9/x/y"], input=stdin, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.startswith(expected), result.stderr
+        assert "s3cret" not in result.stderr + result.stdout  # never echoed

@@ -58,11 +58,11 @@ def credentials(creds: str | None, username: str | None, password: str | None, f
         if not user:
             raise UsageError(f"--{flag}creds: the username is empty")
         if not colon:
-            secret = prompt_password()
+            secret = prompt("Password: ", secret=True)
         return user, secret
     if username is not None:
         if password is None:
-            password = prompt_password()
+            password = prompt("Password: ", secret=True)
         return username, password
     if password is not None:
         raise UsageError(f"--{flag}password needs --{flag}username")
@@ -149,19 +149,20 @@ def manifest_format(value: str | None) -> str | None:
     return value
 
 
-def prompt_password(prompt: str = "Password: ") -> str:
-    """Read a password from the terminal without echo (a line of stdin when it is not a terminal)."""
+def prompt(text: str, *, secret: bool = False) -> str:
+    """A line typed at ``text`` on the terminal (not echoed when ``secret``), or a line of stdin
+    when stdin is not a terminal (scripts pipe passwords in)."""
     import sys
 
-    if sys.stdin.isatty():
+    if secret and sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass(prompt)
-    sys.stderr.write(prompt)
+        return getpass.getpass(text)
+    sys.stderr.write(text)
     sys.stderr.flush()
     line = sys.stdin.readline()
     if not line:
-        raise UsageError("no password given (stdin is closed)")
+        raise UsageError(f"no {text.strip(': ').lower()} given (stdin is closed)")
     return line.rstrip("\r\n")
 
 

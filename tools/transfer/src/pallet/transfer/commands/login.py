@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pallet.transfer.cli.options import GlobalOptions, prompt_password
+from pallet.transfer.cli.options import GlobalOptions, prompt
 from pallet.transfer.cli.parsing import UsageError
 
 USAGE = "[OPTIONS] REGISTRY"
@@ -44,11 +44,11 @@ def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
         return
     if args.password_stdin and args.password is not None:
         raise UsageError("--password and --password-stdin cannot be used together")
-    user = args.username or _prompt("Username: ")
+    user = args.username or prompt("Username: ")
     if args.password_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     else:
-        secret = args.password if args.password is not None else prompt_password()
+        secret = args.password if args.password is not None else prompt("Password: ", secret=True)
     options = RegistryOptions(
         tls_verify=None if args.tls_verify is None else parse_bool(args.tls_verify, "--tls-verify"),
         cert_dir=args.cert_dir, credentials=Credentials(user, secret),
@@ -59,11 +59,3 @@ def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     set_credentials(path, key, user, secret)
     print("Login Succeeded!")
 
-
-def _prompt(text: str) -> str:
-    sys.stderr.write(text)
-    sys.stderr.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise UsageError("no username given (stdin is closed)")
-    return line.rstrip("\r\n")
