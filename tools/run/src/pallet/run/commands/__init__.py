@@ -8,4 +8,7 @@ module level: the libraries it calls are imported inside ``run``, so start-up
 stays light.
 """
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "images": ("images", "List images in local storage"),
+    "unshare": ("unshare", "Run a command in a modified user namespace"),
+}
