@@ -60,7 +60,7 @@ def _summaries(globals_: GlobalOptions, *, all_: bool) -> list[dict[str, Any]]:
         by_layer = {image.top_layer: image for image in images if image.top_layer}
         parent_layer = {layer.id: layer.parent for layer in layers}
         has_children = {parent_layer.get(image.top_layer, "") for image in images}
-        summaries = []
+        summaries: list[dict[str, Any]] = []
         for image in images:
             parent = by_layer.get(parent_layer.get(image.top_layer, ""))
             if not all_ and not image.names and image.top_layer in has_children:
