@@ -135,7 +135,8 @@ def test_pallet_run_images_lists_what_podman_lists(side: Side, pushed: dict[str,
     assert list(ours[0]) == list(theirs[0])  # the keys in podman's order
     assert {entry["Id"] for entry in ours} == {
         test_images.single_layer.config.digest.split(":", 1)[1], test_images.multi_layer.config.digest.split(":", 1)[1]}
-    for flags in (["-q"], ["-q", "--no-trunc"], ["-a", "--quiet"]):
+    for flags in (["-q"], ["-q", "--no-trunc"], ["-a", "--quiet"], ["-q", "localhost/rb/multi"], ["-q", "single"],
+                  ["-q", "other:v2"], ["-q", "nothere"]):
         assert side.tool("pallet-run", "images", *flags).stdout == side.tool("podman", "images", *flags).stdout, flags
     for flags in ([], ["--no-trunc"], ["--digests", "-n"]):
         ours_table = side.tool("pallet-run", "images", *flags).stdout
@@ -151,7 +152,7 @@ def test_pallet_build_images_lists_what_buildah_lists(side: Side, pushed: dict[s
     for entry in ours + theirs:
         del entry["createdat"]  # "N seconds ago": time passes
     assert ours == theirs and len(ours) == 2
-    for flags in (["-q"], ["-q", "--no-trunc"], ["--json", "--no-trunc", "-a"]):
+    for flags in (["-q"], ["-q", "--no-trunc"], ["--json", "--no-trunc", "-a"], ["-q", "rb/other:v2"]):
         ours_out = side.tool("pallet-build", "images", *flags).stdout
         theirs_out = side.tool("buildah", "images", *flags).stdout
         if "--json" in flags:
@@ -160,6 +161,9 @@ def test_pallet_build_images_lists_what_buildah_lists(side: Side, pushed: dict[s
     for flags in ([], ["--no-trunc", "--noheading"]):
         assert _columns(side.tool("pallet-build", "images", *flags).stdout) == _columns(
             side.tool("buildah", "images", *flags).stdout), flags
+    missing = side.tool("pallet-build", "images", "localhost/rb/multi", check=False)  # buildah: no :latest of it
+    assert (missing.returncode, missing.stderr) == (125, "Error: localhost/rb/multi: image not known\n")
+    assert side.tool("buildah", "images", "localhost/rb/multi", check=False).returncode == 125
 
 
 @pytest.mark.parametrize("side", ["root"], indirect=True)  # explicit store flags; the rootless side uses the default store

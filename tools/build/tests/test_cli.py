@@ -143,3 +143,16 @@ def test_human_durations_are_go_units() -> None:
              800 * 86400: "2 years"}
     for seconds, text in cases.items():
         assert images.human_duration(timedelta(seconds=seconds)) == text, seconds
+
+
+def test_image_argument_is_looked_up_as_buildah() -> None:
+    image_id, names = "0aa56d12a55b" + "0" * 52, ["localhost/x:v1", "localhost/latest:latest"]
+    for wanted in ("x:v1", "localhost/x:v1", "0aa5", f"sha256:{image_id}", "latest", "localhost/latest"):
+        assert images.matches(wanted, image_id, names), wanted
+    for wanted in ("x", "localhost/x", "0a", "localhost/x:v2", "calhost/x:v1"):
+        assert not images.matches(wanted, image_id, names), wanted
+
+
+def test_an_unknown_image_is_an_error_125(tmp_path: Path) -> None:
+    result = _tool(*_store_flags(tmp_path), "images", "nothere")
+    assert (result.returncode, result.stdout, result.stderr) == (125, "", "Error: nothere: image not known\n")

@@ -144,3 +144,11 @@ def test_human_durations_are_go_units() -> None:
              800 * 86400: "2 years"}
     for seconds, text in cases.items():
         assert images.human_duration(timedelta(seconds=seconds)) == text, seconds
+
+
+def test_image_argument_filters_by_name_as_podman() -> None:
+    names = ["localhost/x:v1", "localhost/y:v2"]
+    for wanted in ("localhost/x", "x", "x:v1", "localhost/*", "y", "localhost/x:v1"):
+        assert images.matches(wanted, names), wanted
+    for wanted in ("0aa5", "localhost/x:v2", "a", "calhost/x"):
+        assert not images.matches(wanted, names), wanted

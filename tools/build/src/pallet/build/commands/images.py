@@ -3,7 +3,8 @@
 The table (REPOSITORY TAG IMAGE ID CREATED SIZE, one row per name, newest
 first, buildah's column padding and sizes), ``--json`` (buildah's keys, one
 entry per image), ``-q``, ``--no-trunc``, ``-a`` (with intermediate images:
-unnamed ones that another image builds on), ``-n`` and ``--digests``. As
+unnamed ones that another image builds on), ``-n``, ``--digests`` and an
+IMAGE to list only that one (an error when there is none). As
 buildah 1.28: the table and ``-q`` are newest first, ``--json`` is in the
 store's order and its ``history`` is always null. Not yet: ``--format``
 templates, ``--history``, ``--filter``.
@@ -23,6 +24,7 @@ USAGE = "[OPTIONS] [IMAGE]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", nargs="?", help="only this image (a name, short name or ID prefix)")
     parser.add_argument("-a", "--all", dest="all_", action="store_true",
                         help="show all images, including intermediate images from a build")
     parser.add_argument("--digests", action="store_true", help="show digests")
@@ -38,6 +40,10 @@ def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     if args.format:
         raise UsageError("--format templates are not supported yet: use --json")
     stored = _images(globals_, all_=args.all_)
+    if args.image:
+        stored = [image for image in stored if matches(args.image, image["id"], image["names"])]
+        if not stored:
+            raise ImageUnknown(f"{args.image}: image not known")
     images = sorted(stored, key=lambda image: image["created_at"], reverse=True)
     now = datetime.now(timezone.utc)
     if args.json:
@@ -75,6 +81,18 @@ def _json_entry(image: dict[str, Any], now: datetime, args: argparse.Namespace) 
             "createdat": human_duration(now - image["created_at"]) + " ago", "size": formatted_size(image["size"]),
             "created": int(image["created_at"].timestamp()), "createdatraw": image["created"], "readonly": False,
             "history": None}
+
+
+class ImageUnknown(LookupError):
+    """``images IMAGE`` names no image of the store (buildah exits 125)."""
+
+
+def matches(wanted: str, image_id: str, names: list[str]) -> bool:
+    """buildah's lookup of ``images IMAGE``: an ID prefix, or a name (``:latest`` when untagged), short or full."""
+    if len(wanted) >= 3 and image_id.startswith(wanted.removeprefix("sha256:")):
+        return True
+    tagged = wanted if "@" in wanted or split_name(wanted)[1] != "<none>" else f"{wanted}:latest"
+    return any(name == tagged or name.endswith("/" + tagged) for name in names)
 
 
 def _parse_time(text: str) -> datetime:

@@ -3,8 +3,9 @@
 The default table (REPOSITORY TAG IMAGE ID CREATED SIZE, one row per name,
 newest first, podman's column padding), ``-q`` (unique IDs), ``--no-trunc``,
 ``-a`` (with intermediate images: unnamed ones that another image builds
-on), ``-n``, ``--digests`` and ``--format json`` (podman's keys, one entry
-per row). Other ``--format`` templates are not supported yet.
+on), ``-n``, ``--digests``, ``--format json`` (podman's keys, one entry
+per row) and an IMAGE to list only the images with a matching name (as
+podman: never an ID). Not yet: other ``--format`` templates, ``--filter``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ USAGE = "[OPTIONS] [IMAGE]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", nargs="?",
+                        help="only images with a name that matches (a glob, or the end of a name after a /)")
     parser.add_argument("-a", "--all", dest="all_", action="store_true", help="show all images (default hides intermediate images)")
     parser.add_argument("--digests", action="store_true", help="show digests")
     parser.add_argument("--format", metavar="FORMAT", help="'json' for JSON output (templates are not supported yet)")
@@ -33,7 +36,10 @@ def run(args: argparse.Namespace, globals_: GlobalOptions) -> None:
     """List images in local storage."""
     if args.format not in (None, "", "json", "table"):
         raise UsageError(f"--format {args.format!r}: only json is supported")
-    rows = _rows(_summaries(globals_, all_=args.all_))
+    summaries = _summaries(globals_, all_=args.all_)
+    if args.image:
+        summaries = [summary for summary in summaries if matches(args.image, summary["Names"])]
+    rows = _rows(summaries)
     if args.quiet:
         ids = dict.fromkeys(_image_id(row["Id"], args.no_trunc) for row in rows)
         print("".join(f"{image_id}\n" for image_id in ids), end="")
@@ -134,6 +140,14 @@ def split_name(name: str) -> tuple[str, str]:
     if colon > slash:
         return repository[:colon], repository[colon + 1:]
     return repository, "<none>"
+
+
+def matches(wanted: str, names: list[str]) -> bool:
+    """podman's ``images IMAGE`` filter: a glob on a name or its repository, or either's end after a ``/``."""
+    from fnmatch import fnmatchcase
+
+    candidates = {candidate for name in names for candidate in (name, split_name(name)[0])}
+    return any(fnmatchcase(candidate, wanted) or candidate.endswith("/" + wanted) for candidate in candidates)
 
 
 def repo_digests(names: list[str], digests: list[str]) -> list[str]:
