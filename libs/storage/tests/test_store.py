@@ -226,6 +226,24 @@ def test_image_listed_by_podman_and_copied_by_skopeo_with_same_diff_ids(
         assert "sha256:" + hashlib.sha256(plain).hexdigest() == layer.diff_id
 
 
+def test_image_size_is_podmans(roots: Roots, test_images: Any, podman: str) -> None:
+    store = roots.open()
+    image_id = put_image(store, test_images.multi_layer, ["localhost/multi:v1"])
+    with store.reading() as view:
+        size = view.image_size(image_id)
+        layer = view.layers()[0]
+    (listed,) = json.loads(roots.podman("images", "--format", "json"))
+    assert size == listed["Size"] > sum(len(item.data) for item in test_images.multi_layer.layers)
+    layers_json = roots.root / "vfs-layers" / "layers.json"  # an unknown size is measured from tar-split
+    records_ = json.loads(layers_json.read_text())
+    for record in records_:
+        if record["id"] == layer.id:
+            del record["diff-size"], record["diff-digest"]
+    layers_json.write_text(json.dumps(records_))
+    with roots.open().reading() as view:
+        assert view.image_size(image_id) == size
+
+
 def _blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 

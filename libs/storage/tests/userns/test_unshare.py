@@ -189,12 +189,15 @@ def test_run_unshared_is_podman_unshare(rootless_user: Any, rootless_tmp_path: P
         script = 'id -u > "$1/id"; env | grep ^_CONTAINERS_ | sort > "$1/env"; exit 3'
         out["status"] = run_unshared(["sh", "-c", script, "sh", sys.argv[1]], dict(os.environ))
         out["killed"] = run_unshared(["sh", "-c", "kill -9 $$"])
+        out["killed_as_named"] = run_unshared(["sh", "-c", "kill -9 $$"], killed_status=255)
+        out["exit_137"] = run_unshared(["sh", "-c", "exit 137"], killed_status=255)
         out["missing"] = error_of(lambda: run_unshared(["/nonexistent/program"]))
         out["reaped"] = no_children_left()
         print(json.dumps(out))
     """, str(rootless_tmp_path))
     assert seen["status"] == 3
     assert seen["killed"] == 128 + 9
+    assert (seen["killed_as_named"], seen["exit_137"]) == (255, 137)  # a killed command, not a status of 137
     assert seen["missing"]["type"] == "ExecFailed" and seen["missing"]["reaped"]
     assert "No such file or directory" in seen["missing"]["message"]
     assert (rootless_tmp_path / "id").read_text() == "0\n"
@@ -262,6 +265,7 @@ def test_as_root_the_work_runs_directly() -> None:
     assert run_in_userns(os.getpid) == os.getpid()
     probe = 'test -z "$_CONTAINERS_USERNS_CONFIGURED$_CONTAINERS_ROOTLESS_UID" && test "$(id -u)" = 0 && exit 7'
     assert run_unshared(["sh", "-c", probe], {"PATH": "/usr/bin:/bin"}) == 7
+    assert run_unshared(["sh", "-c", "kill -9 $$"], killed_status=1) == 1
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the direct map write needs root")

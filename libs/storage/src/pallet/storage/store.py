@@ -303,6 +303,32 @@ class ReadView:
         return disk_usage(list(by_id.values()), self._images.images, self._containers.containers, rw_size,
                           lambda layer_id: self._mounts.count(layer_id) > 0)
 
+    def image_size(self, wanted: str) -> int:
+        """An image's size as c/storage's ImageSize counts it: its layer chains, then its big data.
+
+        Each layer of the chains under the top layer and the mapped top layers
+        counts once, with its recorded uncompressed size (rebuilt from tar-split
+        and measured when that size is unknown); then every big-data item.
+        """
+        image = self._images.get(wanted)
+        queue = [layer_id for layer_id in [image.top_layer, *image.mapped_top_layers] if layer_id]
+        visited: set[str] = set()
+        size = 0
+        while queue:
+            layer_id = queue.pop()
+            if layer_id in visited:
+                continue
+            visited.add(layer_id)
+            layer = self._layers.get(layer_id)
+            if layer.uncompressed_digest and layer.uncompressed_size >= 0:
+                size += layer.uncompressed_size
+            else:
+                with open(os.devnull, "wb") as sink:
+                    size += self._layers.diff(layer.id, sink)[1]
+            if layer.parent:
+                queue.append(layer.parent)
+        return size + sum(image.big_data_sizes.get(key, 0) for key in image.big_data_names)
+
 
 class WriteView(ReadView):
     """What can be done under the write locks. Each call saves what it changed and records a write."""

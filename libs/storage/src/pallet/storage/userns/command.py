@@ -23,8 +23,10 @@ variable                          ``buildah unshare``        ``podman unshare``
 
 and both run ``$SHELL`` when no command is named (an error without it).
 Exit status: this module returns the command's status, or 128 + N when it
-was killed by signal N; buildah itself exits 1 for a killed command and for
-a command it cannot execute (the tool maps :class:`ExecFailed` to that).
+was killed by signal N, unless the caller names the status for a killed
+command (``killed_status``): buildah exits 1 then, podman 255. buildah exits 1
+for a command it cannot execute too, podman 127 (not found) or 126; the tool
+maps :class:`ExecFailed` to that.
 """
 
 from __future__ import annotations
@@ -93,23 +95,27 @@ def _check_exec(pid: int, from_child: int, program: str, timeout: float) -> None
     raise ChildFailed(f"the child could not set up the user namespace: {payload.decode(errors='replace')!r}")
 
 
-def _run_directly(argv: Sequence[str], env: Mapping[str, str]) -> int:
+def _run_directly(argv: Sequence[str], env: Mapping[str, str], killed_status: int | None) -> int:
     """Root without a setup: run ``argv`` as is, in this process's namespaces; its exit status."""
     try:
         returncode = subprocess.run(list(argv), env=dict(env), check=False).returncode
     except OSError as exc:
         raise ExecFailed(argv[0], exc.errno or errno_codes.ENOENT, exc.strerror or str(exc)) from exc
-    return 128 - returncode if returncode < 0 else returncode
+    if returncode < 0:
+        return 128 - returncode if killed_status is None else killed_status
+    return returncode
 
 
-def run_unshared(argv: Sequence[str], env: Mapping[str, str] | None = None, *, setup: UsernsSetup | None = None) -> int:
+def run_unshared(argv: Sequence[str], env: Mapping[str, str] | None = None, *, setup: UsernsSetup | None = None,
+                 killed_status: int | None = None) -> int:
     """Run ``argv`` in a new user + mount namespace with podman's mapping; its exit status.
 
     ``env`` (default: this process's environment) gets ``_CONTAINERS_USERNS_CONFIGURED=done``,
     ``_CONTAINERS_ROOTLESS_UID`` and ``_CONTAINERS_ROOTLESS_GID`` (the user's
     ids outside), as podman sets them; ``argv[0]`` is searched on env's PATH.
     The command inherits stdin, stdout and stderr. The status is the exit code,
-    or 128 + N when the command was killed by signal N. Raises ExecFailed when
+    or 128 + N when the command was killed by signal N (``killed_status``
+    instead, when given). Raises ExecFailed when
     the command cannot be executed, and the setup errors of :func:`rootless_setup`
     and :func:`spawn` before that.
 
@@ -122,12 +128,15 @@ def run_unshared(argv: Sequence[str], env: Mapping[str, str] | None = None, *, s
     base = dict(os.environ if env is None else env)
     if setup is None:
         if os.geteuid() == 0:
-            return _run_directly(argv, base)
+            return _run_directly(argv, base, killed_status)
         setup = rootless_setup()
     full_env = unshared_environment(base, setup.mapping.uid, setup.mapping.gid)
     pid, from_child = spawn(setup, lambda to_parent: _exec_or_report(argv, full_env, to_parent))
     _check_exec(pid, from_child, argv[0], setup.handshake_timeout)
-    return _proc.exit_code(_wait(pid))
+    status = _wait(pid)
+    if killed_status is not None and os.WIFSIGNALED(status):
+        return killed_status
+    return _proc.exit_code(status)
 
 
 def tool_environment(env: Mapping[str, str], style: Literal["buildah", "podman"], store: StoreOptions | None = None,
@@ -153,7 +162,7 @@ def tool_environment(env: Mapping[str, str], style: Literal["buildah", "podman"]
 
 def unshare(command: Sequence[str], env: Mapping[str, str] | None = None, *,
             style: Literal["buildah", "podman"] = "buildah", store: StoreOptions | None = None,
-            setup: UsernsSetup | None = None) -> int:
+            setup: UsernsSetup | None = None, killed_status: int | None = None) -> int:
     """``buildah unshare [COMMAND]`` (or podman's) as a function: its exit status.
 
     ``command`` empty runs ``$SHELL`` from ``env`` (default: this process's
@@ -162,7 +171,8 @@ def unshare(command: Sequence[str], env: Mapping[str, str] | None = None, *,
     ``_CONTAINERS_*`` variables; the namespace has the user's mapping from
     /etc/subuid and /etc/subgid (or ``setup``'s). As root without a ``setup``
     it raises UnshareNeedsRootless, as podman does. Errors of the setup
-    (NoSubIDRanges, HelperMissing, ...) and ExecFailed as :func:`run_unshared`.
+    (NoSubIDRanges, HelperMissing, ...) and ExecFailed as :func:`run_unshared`;
+    ``killed_status`` as there (buildah's 1, podman's 255).
     """
     base = dict(os.environ if env is None else env)
     argv = list(command)
@@ -173,4 +183,4 @@ def unshare(command: Sequence[str], env: Mapping[str, str] | None = None, *,
         argv = [shell]
     if setup is None and os.geteuid() == 0:
         raise UnshareNeedsRootless()
-    return run_unshared(argv, tool_environment(base, style, store), setup=setup)
+    return run_unshared(argv, tool_environment(base, style, store), setup=setup, killed_status=killed_status)

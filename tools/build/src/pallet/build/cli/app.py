@@ -1,81 +1,91 @@
-"""The typer application of pallet-build: global options and the subcommand table."""
+"""The command line of pallet-build: global options and the subcommand table.
+
+Built on argparse, as pallet-transfer is (typer imports pydantic: ~130 ms of
+every start). Only the subcommand that is invoked is imported and declared.
+Global options go before the subcommand or after it, as buildah's persistent
+flags do; Go-style booleans (``--all=false``) are accepted. A command module
+with ``INTERSPERSED = False`` (``unshare``) gets every word from its first
+non-option argument on as ``args.command``, untouched.
+"""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import sys
 
-import typer
-
-try:
-    # typer >= 0.26 carries its own copy of click and raises that copy's exceptions;
-    # they are not re-exported, so they are imported from where typer keeps them.
-    from typer._click import exceptions as click
-except ImportError:  # older typer runs on click itself
-    from click import exceptions as click  # type: ignore[no-redef]
-
-from pallet.build import __version__
 from pallet.build.cli import exitcodes
+from pallet.build.cli.options import GLOBAL_VALUE_OPTIONS, add_global_options, global_options
+from pallet.build.cli.parsing import HelpShown, Parser, UsageError, normalize, split_at_command
 from pallet.build.commands import COMMANDS
 
 PROG = "pallet-build"
-# A bare `pallet-build` prints help and succeeds, as buildah does.
-BARE_INVOCATION_PRINTS_HELP = True
+SUMMARY = "Build OCI images from scripts or Containerfiles."
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"{PROG} version {__version__}")
-        raise typer.Exit()
+def split_command(args: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """(global arguments before the subcommand, the subcommand word or None, the rest)."""
+    skip = False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg in GLOBAL_VALUE_OPTIONS:
+            skip = True
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            return args[:index], arg, args[index + 1:]
+    return args, None, []
 
 
-@dataclass
-class App:
-    typer_app: typer.Typer
+def run(args: list[str]) -> int:
+    """Parse ``args`` and run the subcommand they name; returns the exit status.
 
-    def run(self, args: list[str]) -> int:
-        try:
-            self.typer_app(args=args, prog_name=PROG, standalone_mode=False)
-        except click.NoArgsIsHelpError as exc:
-            if BARE_INVOCATION_PRINTS_HELP:
-                typer.echo(exc.ctx.get_help() if exc.ctx else "")
-                return exitcodes.SUCCESS
-            typer.echo(f"Error: missing command '{PROG} COMMAND'", err=True)
-            typer.echo(f"Try '{PROG} --help' for more information.", err=True)
-            return exitcodes.USAGE
-        except click.UsageError as exc:
-            typer.echo(f"Error: {exc.format_message()}", err=True)
-            if exc.ctx is not None:
-                typer.echo(f"See '{exc.ctx.command_path} --help'.", err=True)
-            return exitcodes.USAGE
-        except typer.Exit as exc:
-            return exc.exit_code
-        except typer.Abort:
-            return exitcodes.INTERRUPTED
+    Usage errors are printed here; other errors propagate to ``cli.main``.
+    """
+    try:
+        before, word, after = split_command(args)
+        if word is None:
+            return _without_command(before)
+        if word not in COMMANDS:
+            raise UsageError(f"unrecognized command `{PROG} {word}`", hint=f"Try '{PROG} --help' for more information.")
+        module_name, summary = COMMANDS[word]
+        module = importlib.import_module(f"pallet.build.commands.{module_name}")
+        parser = Parser(f"{PROG} {word}", module.USAGE, description=(module.run.__doc__ or summary).strip())
+        module.add_arguments(parser)
+        add_global_options(parser, after_command=True)
+        command: list[str] = []
+        if not getattr(module, "INTERSPERSED", True):
+            after, command = split_at_command(after, parser.value_options())
+        namespace = parser.parse_args(normalize([*before, *after], parser.switches()))
+        namespace.command = command
+        status = module.run(namespace, global_options(vars(namespace)))
+    except HelpShown:
         return exitcodes.SUCCESS
+    except UsageError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        if error.hint:
+            print(error.hint, file=sys.stderr)
+        return exitcodes.USAGE
+    return exitcodes.SUCCESS if status is None else int(status)
 
 
-def build_app() -> App:
-    app = typer.Typer(
-        name=PROG,
-        help="Build OCI images from scripts or Containerfiles.",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
+def _global_parser() -> Parser:
+    listing = "\n".join(f"  {name:<16} {summary}" for name, (_, summary) in COMMANDS.items())
+    parser = Parser(PROG, "[OPTIONS] COMMAND [ARGS]...",
+                    description=f"{SUMMARY}\n\nCommands:\n{listing}",
+                    epilog=f"Use \"{PROG} COMMAND --help\" for more information about a command.")
+    add_global_options(parser, after_command=False)
+    return parser
 
-    @app.callback()
-    def global_options(
-        version: bool = typer.Option(
-            False, "--version", "-v", help="Print the version and exit.", callback=_print_version, is_eager=True
-        ),
-        debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug output."),
-    ) -> None:
-        """Build OCI images from scripts or Containerfiles."""
 
-    for name, (module, summary) in COMMANDS.items():
-        command = importlib.import_module(f"pallet.build.commands.{module}").command
-        app.command(name=name, help=summary)(command)
-    return App(app)
+def _without_command(before: list[str]) -> int:
+    """``--help``, ``--version``, a bad global flag, or nothing at all."""
+    from pallet.build import __version__
+
+    parser = _global_parser()
+    namespace = parser.parse_args(normalize(before, parser.switches()))
+    if namespace.version:
+        print(f"{PROG} version {__version__}")
+        return exitcodes.SUCCESS
+    parser.print_help()  # a bare invocation prints the help and succeeds, as buildah's does
+    return exitcodes.SUCCESS

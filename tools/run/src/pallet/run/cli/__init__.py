@@ -12,15 +12,15 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     if args in (["--version"], ["-v"]):
-        # answered before typer is imported: scripts call this often
+        # answered before anything else is imported: scripts call this often
         from pallet.run import __version__
 
         print(f"pallet-run version {__version__}")
         return exitcodes.SUCCESS
     try:
-        from pallet.run.cli.app import build_app
+        from pallet.run.cli.app import run
 
-        return build_app().run(args)
+        return run(args)
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
     except BrokenPipeError:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"Error: {_describe(exc)}", file=sys.stderr)
-        return exitcodes.FAILURE
+        return exitcodes.for_exception(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,8 +1,14 @@
 """One module per subcommand of pallet-run.
 
-COMMANDS maps a subcommand's name to the module that defines it (a function
-named ``command``) and a one-line summary; cli.app registers them. The table
-is empty until the issues that bring the subcommands.
+COMMANDS maps a subcommand's name to its module and a one-line summary. A
+command module has ``USAGE`` (what follows the command name in its usage
+line), ``add_arguments(parser)`` and ``run(args, globals_)`` (which may return
+the exit status); it imports only the standard library and pallet.run.cli at
+module level: the libraries it calls are imported inside ``run``, so start-up
+stays light.
 """
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "images": ("images", "List images in local storage"),
+    "unshare": ("unshare", "Run a command in a modified user namespace"),
+}
