@@ -58,6 +58,14 @@ def change_rootfs(root: Path) -> None:
     long_dir = root / "data" / ("d" * 70)  # a path over 100 bytes: USTAR prefix + name, as Go splits it
     long_dir.mkdir()
     (long_dir / ("f" * 60)).write_bytes(b"long\n")
+    (long_dir / ("x" * 60)).write_bytes(b"long, with an xattr: PAX\n")
+    os.setxattr(long_dir / ("x" * 60), "user.long", b"1")
+    cut = root / "data" / ("i" * 94)  # with PAX, Go cuts the header name at 100 bytes, here a trailing '/'
+    cut.mkdir()
+    (cut / "f").write_bytes(b"cut\n")
+    os.setxattr(cut / "f", "user.cut", b"1")
+    (root / "data" / "\u00e9t\u00e9.txt").write_bytes(b"non-ASCII name\n")
+    (root / "data" / "long-link").symlink_to("t" * 150)
     with open(root / "data" / "sparse", "wb") as handle:
         handle.write(SPARSE_HEAD)
         handle.seek(SPARSE_SIZE - len(SPARSE_TAIL))

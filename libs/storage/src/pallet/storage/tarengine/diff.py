@@ -74,33 +74,46 @@ def _go_split(name: str) -> tuple[str, str] | None:
     return name[:i], name[i + 1:]
 
 
+def _go_string(field: bytearray, start: int, size: int, text: str) -> None:
+    """Go's formatString of ``toASCII(text)`` into ``field[start:start+size]``: non-ASCII and NUL dropped, cut
+    to ``size``, and a cut that ends in ``/`` ends at the slashes instead (NUL there)."""
+    data = "".join(c for c in text if "\0" < c < "\x80").encode("ascii")
+    cut = bytearray(data[:size].ljust(size, b"\0"))
+    if len(data) > size and cut[size - 1:size] == b"/":
+        cut[len(data[:size - 1].rstrip(b"/"))] = 0
+    field[start:start + size] = cut
+
+
 class _GoTarInfo(tarfile.TarInfo):
     """Headers byte for byte as Go's archive/tar writes c/storage 1.43's diffs (measured against ``buildah
     commit``): the mode field carries the file type bits (not for whiteouts and opaque markers: ``bare``),
-    devmajor/devminor are ``0000000`` for every entry, a name over 100 bytes is split into prefix and name at
-    the last ``/`` that fits before a PAX ``path`` is used, and a PAX header is named ``DIR/PaxHeaders.0/BASE``."""
+    devmajor/devminor are ``0000000`` for every entry; a header USTAR can hold is USTAR (a name over 100
+    bytes split into prefix and name at the last ``/`` that fits, as splitUSTARPath); else PAX, the extended
+    header named ``DIR/PaxHeaders.0/BASE`` and the main header's name and link name as Go cuts them."""
 
     bare = False
 
     def create_pax_header(self, info: Any, encoding: str) -> bytes:  # info: tarfile's (mutable) header dict
         split = _go_split(str(info["name"]))
-        if split is not None:
-            info["prefix"], info["name"] = split
-        buf = super().create_pax_header(info, encoding)
+        buf = b""
+        if split is not None:  # USTAR if nothing else needs PAX
+            buf = super().create_pax_header({**info, "prefix": split[0], "name": split[1]}, encoding)
+        if len(buf) != tarfile.BLOCKSIZE:
+            buf = super().create_pax_header(info, encoding)
         main = bytearray(buf[-tarfile.BLOCKSIZE:])
         mode = stat.S_IMODE(self.mode) | (0 if self.bare else _TYPE_BITS.get(self.type, 0))
         main[100:108] = b"%07o\0" % mode
         if self.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
             main[329:345] = b"0000000\0" * 2
-        out = buf[:-tarfile.BLOCKSIZE] + _checksummed(bytes(main))
-        if len(buf) > tarfile.BLOCKSIZE:  # a PAX extended header came first
-            full = self.name + ("/" if self.type == tarfile.DIRTYPE and not self.name.endswith("/") else "")
-            head, _, tail = full.rpartition("/")
-            pax_name = posixpath.normpath(posixpath.join(head + "/" if head else "", "PaxHeaders.0", tail))
-            pax = bytearray(out[:tarfile.BLOCKSIZE])
-            pax[0:100] = pax_name.encode("ascii", "replace")[:_NAME_SIZE].ljust(_NAME_SIZE, b"\0")
-            out = _checksummed(bytes(pax)) + out[tarfile.BLOCKSIZE:]
-        return out
+        if len(buf) == tarfile.BLOCKSIZE:
+            return _checksummed(bytes(main))
+        _go_string(main, 0, 100, str(info["name"]))  # a PAX extended header came first
+        _go_string(main, 157, 100, str(info["linkname"]))
+        head, _, tail = str(info["name"]).rpartition("/")
+        pax_name = posixpath.normpath(posixpath.join(head + "/" if head else "", "PaxHeaders.0", tail))
+        pax = bytearray(buf[:tarfile.BLOCKSIZE])
+        _go_string(pax, 0, 100, pax_name)
+        return _checksummed(bytes(pax)) + buf[tarfile.BLOCKSIZE:-tarfile.BLOCKSIZE] + _checksummed(bytes(main))
 
 
 class _GoTarFile(tarfile.TarFile):
