@@ -294,6 +294,13 @@ class ReadView:
         streamed. Deterministic: the same tree gives the same bytes. An
         image's layer is diffed the same way; :meth:`layer_diff` gives its
         original tar instead. Read-only and idempotent.
+
+        Locks: the view's four read locks, for the whole stream (c/storage
+        holds only ``layers.lock`` while its Diff streams, and ``storage.lock``
+        while it sets up, for a naive diff's mounts; we mount nothing). A
+        rootless store is read in podman's user namespace, as for every other
+        call (:mod:`pallet.storage.userns`): outside it, owners would be host
+        IDs and the container's other users' files unreadable.
         """
         return write_container_diff(self._layers.driver, self._layer_of(wanted), out, compression)
 
