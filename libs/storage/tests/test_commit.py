@@ -66,6 +66,7 @@ def change_rootfs(root: Path) -> None:
     os.setxattr(cut / "f", "user.cut", b"1")
     (root / "data" / "\u00e9t\u00e9.txt").write_bytes(b"non-ASCII name\n")
     (root / "data" / "long-link").symlink_to("t" * 150)
+    (long_dir / ("l" * 60)).symlink_to("u" * 150)  # PAX path and linkpath records, in Go's (key) order
     with open(root / "data" / "sparse", "wb") as handle:
         handle.write(SPARSE_HEAD)
         handle.seek(SPARSE_SIZE - len(SPARSE_TAIL))

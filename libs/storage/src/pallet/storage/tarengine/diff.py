@@ -93,6 +93,13 @@ class _GoTarInfo(tarfile.TarInfo):
 
     bare = False
 
+    @classmethod
+    def _create_pax_generic_header(cls, pax_headers: Any, type: bytes, encoding: str) -> bytes:  # noqa: A002
+        """PAX records in key order, as Go writes them (tarfile: xattrs first, then path, linkpath, ...)."""
+        header: bytes = super()._create_pax_generic_header(  # type: ignore[misc]  # private, not in typeshed
+            dict(sorted(pax_headers.items())), type, encoding)
+        return header
+
     def create_pax_header(self, info: Any, encoding: str) -> bytes:  # info: tarfile's (mutable) header dict
         split = _go_split(str(info["name"]))
         buf = b""
