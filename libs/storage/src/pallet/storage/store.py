@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 
 from pallet.storage import records
 from pallet.storage.config import StoreOptions, resolve_driver
+from pallet.storage.container_diff import ContainerDiff, write_container_diff
 from pallet.storage.container_store import ContainerStore
 from pallet.storage.drivers import Driver, new_driver
 from pallet.storage.errors import ConfigError, ContainerNotFound, ImageInUse, StorageError
@@ -216,6 +217,12 @@ class Store:
         with self.writing() as view:
             return view.unmount(wanted, force=force)
 
+    def container_diff(self, wanted: str, out: BinaryIO, compression: str = "none") -> ContainerDiff:
+        """The diff of a container's read-write layer written to ``out`` (read locks held throughout, nothing
+        mounted); see :meth:`ReadView.container_diff`."""
+        with self.reading() as view:
+            return view.container_diff(wanted, out, compression)
+
 
 class ReadView:
     """What can be done under the read locks. Valid only inside its ``with`` block. All calls are idempotent.
@@ -273,6 +280,29 @@ class ReadView:
     def layer_diff(self, wanted: str, out: BinaryIO) -> tuple[str, int]:
         """The layer's original uncompressed tar, rebuilt from tar-split into ``out``; (digest, size)."""
         return self._layers.diff(wanted, out)
+
+    def container_diff(self, wanted: str, out: BinaryIO, compression: str = "none") -> ContainerDiff:
+        """The layer tar of a container's changes (for commit) written to ``out``; its diff_id and sizes.
+
+        ``wanted``: a container (ID, name, layer ID, prefix) or a layer. As
+        c/storage's Diff of a layer without tar-split: overlay reads the upper
+        directory directly (0/0 char devices and the opaque xattr become
+        ``.wh.`` entries), vfs compares the tree with its parent's. Nothing is
+        mounted or unmounted and the mount counts stay as they are, so a
+        mounted container can be diffed (stop it first for a consistent
+        result). ``compression``: ``"none"``, ``"gzip"`` or ``"zstd"``,
+        streamed. Deterministic: the same tree gives the same bytes. An
+        image's layer is diffed the same way; :meth:`layer_diff` gives its
+        original tar instead. Read-only and idempotent.
+
+        Locks: the view's four read locks, for the whole stream (c/storage
+        holds only ``layers.lock`` while its Diff streams, and ``storage.lock``
+        while it sets up, for a naive diff's mounts; we mount nothing). A
+        rootless store is read in podman's user namespace, as for every other
+        call (:mod:`pallet.storage.userns`): outside it, owners would be host
+        IDs and the container's other users' files unreadable.
+        """
+        return write_container_diff(self._layers.driver, self._layer_of(wanted), out, compression)
 
     def mounts(self) -> list[Mountpoint]:
         """The mounted layers (mountpoints.json: layer ID, path, count)."""

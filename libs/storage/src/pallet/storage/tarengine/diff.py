@@ -5,9 +5,11 @@ Two sources:
 - :func:`diff_upper`: an overlay upper directory (it holds only the changes);
   char devices 0/0 become ``.wh.NAME`` and a directory with the opaque xattr
   (``trusted.overlay.opaque`` or ``user.overlay.opaque``) gets a
-  ``DIR/.wh..wh..opq`` entry right after it, as containers/storage exports them.
+  ``DIR/.wh..wh..opq`` entry right after it, as containers/storage exports them
+  (whiteouts mode 0, the opaque marker with the directory's permissions and mtime 0).
 - :func:`diff_trees`: a full tree against its parent tree (vfs): added or
   changed entries, and ``.wh.NAME`` for removed ones (not descended into).
+- :func:`diff_new_tree`: a full tree with no parent (a vfs base layer): every entry.
 
 Output contract: entries in byte-sorted path order, a directory before its
 children, every ancestor directory of a change included; PAX format, owner
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pallet.storage.tarengine.safety import proc_path
 from pallet.storage.tarengine.whiteouts import OPAQUE, WHITEOUT_PREFIX
@@ -41,6 +44,95 @@ class DiffResult:
     digest: str
     size: int
     entries: int
+
+
+_TYPE_BITS = {tarfile.REGTYPE: stat.S_IFREG, tarfile.AREGTYPE: stat.S_IFREG, tarfile.LNKTYPE: stat.S_IFREG,
+              tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK, tarfile.CHRTYPE: stat.S_IFCHR,
+              tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
+_NAME_SIZE, _PREFIX_SIZE = 100, 155
+
+
+def _checksummed(block: bytes) -> bytes:
+    """A 512-byte header block with its checksum field recomputed (as tarfile writes it)."""
+    blank = block[:148] + b" " * 8 + block[156:]
+    return blank[:148] + b"%06o\0" % sum(blank) + blank[155:]
+
+
+def _go_split(name: str) -> tuple[str, str] | None:
+    """Go's splitUSTARPath: a name over 100 bytes as (prefix, name) at the last '/' that fits, else None."""
+    if len(name) <= _NAME_SIZE or not name.isascii():
+        return None
+    length = len(name)
+    if length > _PREFIX_SIZE + 1:
+        length = _PREFIX_SIZE + 1
+    elif name[length - 1] == "/":
+        length -= 1
+    i = name.rfind("/", 0, length)
+    suffix = len(name) - i - 1
+    if i <= 0 or suffix > _NAME_SIZE or suffix == 0 or i > _PREFIX_SIZE:
+        return None
+    return name[:i], name[i + 1:]
+
+
+def _go_string(field: bytearray, start: int, size: int, text: str) -> None:
+    """Go's formatString of ``toASCII(text)`` into ``field[start:start+size]``: non-ASCII and NUL dropped, cut
+    to ``size``, and a cut that ends in ``/`` ends at the slashes instead (NUL there)."""
+    data = "".join(c for c in text if "\0" < c < "\x80").encode("ascii")
+    cut = bytearray(data[:size].ljust(size, b"\0"))
+    if len(data) > size and cut[size - 1:size] == b"/":
+        cut[len(data[:size - 1].rstrip(b"/"))] = 0
+    field[start:start + size] = cut
+
+
+class _GoTarInfo(tarfile.TarInfo):
+    """Headers byte for byte as Go's archive/tar writes c/storage 1.43's diffs (measured against ``buildah
+    commit``): the mode field carries the file type bits (not for whiteouts and opaque markers: ``bare``),
+    devmajor/devminor are ``0000000`` for every entry; a header USTAR can hold is USTAR (a name over 100
+    bytes split into prefix and name at the last ``/`` that fits, as splitUSTARPath); else PAX, the extended
+    header named ``DIR/PaxHeaders.0/BASE`` and the main header's name and link name as Go cuts them."""
+
+    bare = False
+
+    @classmethod
+    def _create_pax_generic_header(cls, pax_headers: Any, type: bytes, encoding: str) -> bytes:  # noqa: A002
+        """PAX records in key order, as Go writes them (tarfile: xattrs first, then path, linkpath, ...)."""
+        header: bytes = super()._create_pax_generic_header(  # type: ignore[misc]  # private, not in typeshed
+            dict(sorted(pax_headers.items())), type, encoding)
+        return header
+
+    def create_pax_header(self, info: Any, encoding: str) -> bytes:  # info: tarfile's (mutable) header dict
+        split = _go_split(str(info["name"]))
+        buf = b""
+        if split is not None:  # USTAR if nothing else needs PAX
+            buf = super().create_pax_header({**info, "prefix": split[0], "name": split[1]}, encoding)
+        if len(buf) != tarfile.BLOCKSIZE:
+            buf = super().create_pax_header(info, encoding)
+        main = bytearray(buf[-tarfile.BLOCKSIZE:])
+        mode = stat.S_IMODE(self.mode) | (0 if self.bare else _TYPE_BITS.get(self.type, 0))
+        main[100:108] = b"%07o\0" % mode
+        if self.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            main[329:345] = b"0000000\0" * 2
+        if len(buf) == tarfile.BLOCKSIZE:
+            return _checksummed(bytes(main))
+        _go_string(main, 0, 100, str(info["name"]))  # a PAX extended header came first
+        _go_string(main, 157, 100, str(info["linkname"]))
+        head, _, tail = str(info["name"]).rpartition("/")
+        pax_name = posixpath.normpath(posixpath.join(head + "/" if head else "", "PaxHeaders.0", tail))
+        pax = bytearray(buf[:tarfile.BLOCKSIZE])
+        _go_string(pax, 0, 100, pax_name)
+        return _checksummed(bytes(pax)) + buf[tarfile.BLOCKSIZE:-tarfile.BLOCKSIZE] + _checksummed(bytes(main))
+
+
+class _GoTarFile(tarfile.TarFile):
+    """Ends the archive as Go's archive/tar does: two zero blocks, no padding to a 10240-byte record
+    (write mode on a caller's file object only)."""
+
+    closed: bool
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.fileobj.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
 
 
 class _Counting:
@@ -95,8 +187,8 @@ class _Differ:
             self._add_dir(rel, fd, st)
         self.pending.clear()
 
-    def _info(self, rel: bytes, st: os.stat_result, xattrs: dict[bytes, bytes]) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(os.fsdecode(rel))
+    def _info(self, rel: bytes, st: os.stat_result, xattrs: dict[bytes, bytes]) -> _GoTarInfo:
+        info = _GoTarInfo(os.fsdecode(rel))
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = st.st_uid, st.st_gid
         info.uname = info.gname = ""
@@ -115,13 +207,16 @@ class _Differ:
         if self.upper and any(xattrs.get(k) == b"y" for k in _OPAQUE_KEYS):
             opaque = self._info(rel + b"/" + OPAQUE, st, {})
             opaque.mode &= 0o777
+            opaque.mtime = 0  # as c/storage 1.43 (its header sets no ModTime)
+            opaque.bare = True
             self._add(opaque)
 
     def whiteout(self, parent: bytes, name: bytes, st: os.stat_result) -> None:
         """Write ``PARENT/.wh.NAME`` (owner and time from ``st``)."""
         self._flush()
         info = self._info(_join(parent, WHITEOUT_PREFIX + name), st, {})
-        info.mode = 0o600 if self.upper else 0
+        info.mode = 0  # as c/storage 1.43 writes both (measured with buildah commit)
+        info.bare = True
         self._add(info)
 
     def entry(self, dir_fd: int, rel: bytes, name: bytes, st: os.stat_result) -> None:
@@ -243,8 +338,8 @@ def _run(new_dir: str | os.PathLike[str], old_dir: str | os.PathLike[str] | None
     new_fd = os.open(new_dir, _DIR_FLAGS)
     old_fd = os.open(old_dir, _DIR_FLAGS) if old_dir is not None else None
     try:
-        with tarfile.open(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
-                          encoding="utf-8", errors="surrogateescape") as tar:
+        with _GoTarFile(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                        encoding="utf-8", errors="surrogateescape") as tar:
             differ = _Differ(tar, upper, compare_content)
             differ.walk(new_fd, old_fd, b"")
     finally:
@@ -268,3 +363,8 @@ def diff_trees(new_dir: str | os.PathLike[str], old_dir: str | os.PathLike[str],
     with it, equal-looking files are also compared byte by byte.
     """
     return _run(new_dir, old_dir, out, upper=False, compare_content=compare_content)
+
+
+def diff_new_tree(new_dir: str | os.PathLike[str], out: BinaryIO) -> DiffResult:
+    """Write a tree with no parent to ``out``: every entry (no whiteouts; char devices 0/0 are devices)."""
+    return _run(new_dir, None, out, upper=False, compare_content=False)
