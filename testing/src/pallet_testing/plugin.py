@@ -15,6 +15,7 @@ skipping what it was meant to run.
 from __future__ import annotations
 
 import os
+import subprocess
 import secrets
 import shutil
 import tempfile
@@ -126,7 +127,25 @@ def rootless_tmp_path(rootless_user: RootlessUser) -> Iterator[Path]:
     if os.geteuid() == 0:
         os.chown(path, rootless_user.uid, rootless_user.gid)
     yield path
+    unmount_below(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def unmount_below(path: Path) -> None:
+    """Detach every mount at or below ``path`` in this mount namespace, deepest first.
+
+    podman and buildah leave their overlay home bind-mounted on itself when
+    they exit (containers/storage's driver init does it); a test's store
+    under a temporary directory would otherwise keep a mount after the test.
+    """
+    if os.geteuid() != 0:
+        return
+    prefix = str(path.resolve())
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        points = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+    below = [point for point in points if point == prefix or point.startswith(prefix + "/")]
+    for point in sorted(set(below), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
 def _peer(name: str) -> str:
