@@ -67,8 +67,17 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+# open_tree(2) / move_mount(2)
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41}
+# the same on every architecture (the new syscalls are numbered alike)
+_OPEN_TREE_SYSCALL = 428
+_MOVE_MOUNT_SYSCALL = 429
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -111,6 +120,21 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if number is None:
         raise KernelCallFailed("pivot_root", 38, new_root, f"no syscall number for {platform.machine()}")
     _check(_libc.syscall(ctypes.c_long(number), _bytes(new_root), _bytes(put_old)), "pivot_root", new_root)
+
+
+def open_tree_clone(path: str, dirfd: int = AT_FDCWD) -> int:
+    """A detached copy of the mount at ``path`` (``open_tree(OPEN_TREE_CLONE)``), as an fd
+    that :func:`move_mount_fd` attaches elsewhere, even after pivot_root. With ``dirfd``
+    and an empty ``path``, a copy of the (possibly detached) mount ``dirfd`` refers to."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_EMPTY_PATH if not path else 0)
+    return _check(_libc.syscall(ctypes.c_long(_OPEN_TREE_SYSCALL), ctypes.c_int(dirfd), _bytes(path),
+                                ctypes.c_uint(flags)), "open_tree", path or f"fd {dirfd}")
+
+
+def move_mount_fd(tree_fd: int, target: str) -> None:
+    """Attach the detached mount ``tree_fd`` at ``target``."""
+    _check(_libc.syscall(ctypes.c_long(_MOVE_MOUNT_SYSCALL), ctypes.c_int(tree_fd), b"", ctypes.c_int(AT_FDCWD),
+                         _bytes(target), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount", target)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0, what: str = "prctl") -> int:

@@ -1,0 +1,164 @@
+"""The processes that set up a container, forked by :mod:`pallet.runtime.launch`.
+
+``run_intermediate`` joins and creates the namespaces (asking the runtime to
+write the ID maps of a new user namespace) and forks the container process,
+``run_container_init``, which becomes pid 1 of a new pid namespace. The
+container process builds the rootfs, pivots into it, sets up the process,
+reports ``ready`` and then blocks reading the exec fifo: ``start`` writes one
+byte to it, and the process ``execve``s the configured program. Everything the
+process needs after pivot_root is imported before (module imports below):
+the Python modules are not inside the rootfs.
+
+Neither function returns: an error is sent to the runtime as
+``{"error": "..."}`` and the process exits with status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from pallet.oci.spec.runtime import IDMapping
+from pallet.runtime import kernel as k
+from pallet.runtime import sync
+from pallet.runtime.bundle import Bundle
+from pallet.runtime.capabilities import apply_capabilities
+from pallet.runtime.errors import KernelCallFailed
+from pallet.runtime.namespaces import join_paths, unshare_others
+from pallet.runtime.process_setup import find_executable, set_names, set_oom_score_adj, set_rlimits, write_sysctls
+from pallet.runtime.rootfs import RootfsBuilder, make_readonly, make_root_readonly, mask_paths
+
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What the setup processes need: the bundle, the exec fifo, the fds to pass on and,
+    for a new user namespace, the maps (the runtime writes them)."""
+
+    bundle: Bundle
+    exec_fifo: Path
+    preserve_fds: int
+    uid_mappings: tuple[IDMapping, ...]
+    gid_mappings: tuple[IDMapping, ...]
+
+
+def _fail(to_runtime: int, error: BaseException) -> NoReturn:
+    try:
+        sync.send(to_runtime, error=str(error) or type(error).__name__)
+    finally:
+        os._exit(1)
+
+
+def run_intermediate(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> NoReturn:
+    try:
+        linux = plan.bundle.config.linux
+        namespaces = (linux.namespaces if linux else None) or ()
+        join_paths(namespaces)
+        if plan.bundle.new_user_namespace():
+            k.unshare(k.CLONE_NEWUSER)
+            sync.send(to_runtime, userns=True)
+            if sync.receive_line(from_runtime) != b"ok":
+                os._exit(1)
+            _become_namespace_root(plan)
+        os.close(from_runtime)
+        unshare_others(namespaces)
+        pid = os.fork()
+        if pid == 0:
+            run_container_init(plan, to_runtime)
+        sync.send(to_runtime, pid=pid)
+        os._exit(0)
+    except BaseException as error:  # noqa: BLE001 - a forked child must never return into the runtime
+        _fail(to_runtime, error)
+
+
+def _become_namespace_root(plan: LaunchPlan) -> None:
+    """Take uid and gid 0 of the new user namespace when they are mapped, so files the
+    setup creates belong to the container's root."""
+    if any(0 in m.container_range for m in plan.gid_mappings):
+        os.setresgid(0, 0, 0)
+    if any(0 in m.container_range for m in plan.uid_mappings):
+        os.setresuid(0, 0, 0)
+
+
+def _close_inherited_fds(preserve_fds: int) -> None:
+    """Mark every inherited descriptor above the preserved ones close-on-exec."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= 3 + preserve_fds:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the descriptor of the listing itself, closed already
+
+
+def run_container_init(plan: LaunchPlan, to_runtime: int) -> NoReturn:
+    try:
+        fifo = os.open(plan.exec_fifo, os.O_RDWR | os.O_CLOEXEC)
+        host_null = k.open_tree_clone("/dev/null")
+        _close_inherited_fds(plan.preserve_fds)
+        executable = _set_up(plan, host_null)
+        sync.send(to_runtime, ready=True)
+        os.close(to_runtime)
+    except BaseException as error:  # noqa: BLE001
+        _fail(to_runtime, error)
+    try:
+        os.read(fifo, 1)
+        os.close(fifo)
+        _exec(plan, executable)
+    except BaseException as error:  # noqa: BLE001 - after ready, errors go to the container's stderr
+        try:
+            os.write(2, f"pallet-runtime: exec: {error}\n".encode())
+        finally:
+            os._exit(127)
+
+
+def _set_up(plan: LaunchPlan, host_null: int) -> str:
+    bundle = plan.bundle
+    config = bundle.config
+    linux = config.linux
+    process = bundle.process
+    namespace_types = bundle.namespace_types()
+    builder = RootfsBuilder(bundle, in_user_namespace="user" in namespace_types)
+    builder.prepare()
+    builder.pivot()
+    set_names(config.hostname, config.domainname, "uts" in namespace_types)
+    if linux is not None:
+        write_sysctls(linux.sysctl or {})
+        mask_paths(linux.masked_paths or (), host_null)
+        make_readonly(linux.readonly_paths or ())
+    if config.root is not None and config.root.readonly:
+        make_root_readonly()
+    set_oom_score_adj(process.oom_score_adj)
+    set_rlimits(process.rlimits or ())
+    assert process.args
+    executable = find_executable(process.args[0], process.env or ())
+    apply_capabilities(process.capabilities, process.user)
+    if process.no_new_privileges:
+        k.prctl(k.PR_SET_NO_NEW_PRIVS, 1, what="prctl PR_SET_NO_NEW_PRIVS")
+    os.umask(0o022 if process.user.umask is None else process.user.umask)
+    try:
+        os.chdir(process.cwd)
+    except OSError as error:
+        raise KernelCallFailed("chdir", error.errno or 0, process.cwd) from None
+    return executable
+
+
+def _exec(plan: LaunchPlan, executable: str) -> NoReturn:
+    process = plan.bundle.process
+    assert process.args
+    for fd in range(3, 3 + plan.preserve_fds):
+        os.set_inheritable(fd, True)
+    for number in _RESET_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    sys.stdout.flush()
+    env: dict[str, str] = {}
+    for item in process.env or ():
+        name, _, value = item.partition("=")
+        env[name] = value
+    os.execve(executable, list(process.args), env)

@@ -1,0 +1,187 @@
+"""The lifecycle of containers, as the runtime spec defines it: :class:`Runtime`.
+
+``create`` loads the bundle, reserves the state directory, launches the
+container process up to ``ready`` and records it; ``start`` releases it
+through the exec fifo; ``kill`` signals it; ``delete`` removes what is left;
+``state`` and ``containers`` report. ``run`` is create, start and wait, as
+``runc run`` does. A failed create removes its state directory and kills what
+it started.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import select
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pallet.runtime import kernel as k
+from pallet.runtime.bundle import Bundle, load_bundle
+from pallet.runtime.container_process import LaunchPlan
+from pallet.runtime.errors import WrongStatus
+from pallet.runtime.idmap import default_mapping
+from pallet.runtime.launch import launch
+from pallet.runtime.state import (
+    EXEC_FIFO_NAME,
+    ContainerRecord,
+    StateRoot,
+    check_container_id,
+    default_state_root,
+    owner_name,
+    process_start_time,
+)
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+STOP_WAIT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    """The options of ``create`` and ``run`` besides the container ID."""
+
+    bundle: Path
+    pid_file: Path | None = None
+    preserve_fds: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(str(pid))
+    os.replace(temporary, path)
+
+
+def _plan(bundle: Bundle, exec_fifo: Path, preserve_fds: int) -> LaunchPlan:
+    linux = bundle.config.linux
+    uid_mappings = (linux.uid_mappings if linux else None) or default_mapping(os.geteuid())
+    gid_mappings = (linux.gid_mappings if linux else None) or default_mapping(os.getegid())
+    return LaunchPlan(bundle, exec_fifo, preserve_fds, uid_mappings, gid_mappings)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Containers under one state root (``--root``)."""
+
+    state_root: StateRoot = field(default_factory=lambda: StateRoot(default_state_root()))
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str] | None) -> Runtime:
+        return cls(StateRoot(Path(root) if root else default_state_root()))
+
+    def create(self, container_id: str, options: CreateOptions) -> ContainerRecord:
+        check_container_id(container_id)
+        bundle = load_bundle(options.bundle)
+        directory = self.state_root.reserve(container_id)
+        try:
+            exec_fifo = directory / EXEC_FIFO_NAME
+            os.mkfifo(exec_fifo, 0o600)
+            pid = launch(_plan(bundle, exec_fifo, options.preserve_fds))
+            start_time = process_start_time(pid)
+            annotations = dict(bundle.config.annotations or {}) | options.annotations
+            record = ContainerRecord(
+                container_id, pid, start_time or 0, str(bundle.path), str(bundle.rootfs), _now(),
+                owner_name(os.geteuid()), annotations, directory,
+            )
+            self.state_root.write(record)
+            if options.pid_file is not None:
+                _write_pid_file(options.pid_file, pid)
+            return record
+        except BaseException:
+            self.state_root.remove(container_id)
+            raise
+
+    def start(self, container_id: str) -> None:
+        record = self.state_root.load(container_id)
+        status = record.status()
+        if status != "created":
+            raise WrongStatus(container_id, "start", status)
+        try:
+            fd = os.open(record.exec_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno == errno.ENXIO:  # nobody reads: the container process is gone
+                raise WrongStatus(container_id, "start", "stopped") from None
+            raise
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        record.exec_fifo.unlink()
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        return self.state_root.load(container_id).state()
+
+    def containers(self) -> list[ContainerRecord]:
+        return [self.state_root.load(container_id) for container_id in self.state_root.ids()]
+
+    def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> None:
+        record = self.state_root.load(container_id)
+        status = record.status()
+        if status not in ("created", "running"):
+            raise WrongStatus(container_id, "kill", status)
+        os.kill(record.pid, signal_number)
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        """Remove a stopped (or created) container; ``force`` kills a running one first."""
+        record = self.state_root.load(container_id)
+        status = record.status()
+        if status == "running" and not force:
+            raise WrongStatus(container_id, "delete", status)
+        if status != "stopped":
+            _kill_and_wait(record.pid)
+        self.state_root.remove(container_id)
+
+    def run(self, container_id: str, options: CreateOptions, detach: bool = False) -> int:
+        """create, start and (unless ``detach``) wait: the exit status as a shell reports it."""
+        if not detach:
+            k.prctl(k.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
+        record = self.create(container_id, options)
+        try:
+            self.start(container_id)
+        except BaseException:
+            self.delete(container_id, force=True)
+            raise
+        if detach:
+            return 0
+        try:
+            return _wait_forwarding_signals(record.pid)
+        finally:
+            self.delete(container_id, force=True)
+
+
+def _kill_and_wait(pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        select.select([pidfd], [], [], STOP_WAIT_SECONDS)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _wait_forwarding_signals(pid: int) -> int:
+    previous = {number: signal.signal(number, lambda received, _frame: os.kill(pid, received))
+                for number in FORWARDED_SIGNALS}
+    try:
+        while True:
+            waited, status = os.waitpid(-1, 0)  # reap the orphans this subreaper inherits too
+            if waited == pid:
+                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
