@@ -75,3 +75,8 @@ def parse_mount_options(options: tuple[str, ...] | None, mount_type: str | None 
             data.append(name)
     bind = mount_type == "bind" or "bind" in names or "rbind" in names
     return MountOptions(flags, tuple(propagation), bind, "rbind" in names, ",".join(data))
+
+
+def mount_option_names() -> list[str]:
+    """Every option name this module knows, sorted (for ``features``)."""
+    return sorted(set(_FLAGS) | set(PROPAGATION) | {"bind", "rbind"})
