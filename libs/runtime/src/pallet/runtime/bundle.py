@@ -82,8 +82,13 @@ def _check_linux(config: RuntimeConfig, config_path: Path) -> None:
     if linux.namespace("mount") is None:
         raise BundleError(f"{config_path}: linux.namespaces: a mount namespace is required")
     for namespace in linux.namespaces or ():
-        if namespace.path is not None and not os.path.exists(namespace.path):
-            raise BundleError(f"{config_path}: linux.namespaces: {namespace.type} namespace {namespace.path}: no such file")
+        if namespace.path is not None:
+            try:
+                os.stat(namespace.path)
+            except OSError as error:
+                raise BundleError(
+                    f"{config_path}: linux.namespaces: {namespace.type} namespace {namespace.path}: {error.strerror}"
+                ) from None
     user = linux.namespace("user")
     if user is None:
         if linux.uid_mappings or linux.gid_mappings:

@@ -29,8 +29,8 @@ from pallet.runtime.bundle import Bundle
 from pallet.runtime.capabilities import apply_capabilities
 from pallet.runtime.errors import KernelCallFailed
 from pallet.runtime.namespaces import join_paths, unshare_others
-from pallet.runtime.process_setup import find_executable, set_names, set_oom_score_adj, set_rlimits, write_sysctls
-from pallet.runtime.rootfs import RootfsBuilder, make_readonly, make_root_readonly, mask_paths
+from pallet.runtime.process_setup import environment, find_executable, set_names, set_oom_score_adj, set_rlimits, write_sysctls
+from pallet.runtime.rootfs import RootfsBuilder, bind_rootfs, make_readonly, make_root_readonly, mask_paths
 
 _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -56,6 +56,8 @@ def _fail(to_runtime: int, error: BaseException) -> NoReturn:
 
 def run_intermediate(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> NoReturn:
     try:
+        # opened with the runtime's credentials: a new user namespace may not reach the state directory
+        fifo = os.open(plan.exec_fifo, os.O_RDWR | os.O_CLOEXEC)
         linux = plan.bundle.config.linux
         namespaces = (linux.namespaces if linux else None) or ()
         join_paths(namespaces)
@@ -64,12 +66,11 @@ def run_intermediate(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> No
             sync.send(to_runtime, userns=True)
             if sync.receive_line(from_runtime) != b"ok":
                 os._exit(1)
-            _become_namespace_root(plan)
         os.close(from_runtime)
         unshare_others(namespaces)
         pid = os.fork()
         if pid == 0:
-            run_container_init(plan, to_runtime)
+            run_container_init(plan, to_runtime, fifo)
         sync.send(to_runtime, pid=pid)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001 - a forked child must never return into the runtime
@@ -96,9 +97,8 @@ def _close_inherited_fds(preserve_fds: int) -> None:
                 pass  # the descriptor of the listing itself, closed already
 
 
-def run_container_init(plan: LaunchPlan, to_runtime: int) -> NoReturn:
+def run_container_init(plan: LaunchPlan, to_runtime: int, fifo: int) -> NoReturn:
     try:
-        fifo = os.open(plan.exec_fifo, os.O_RDWR | os.O_CLOEXEC)
         host_null = k.open_tree_clone("/dev/null")
         _close_inherited_fds(plan.preserve_fds)
         executable = _set_up(plan, host_null)
@@ -123,7 +123,10 @@ def _set_up(plan: LaunchPlan, host_null: int) -> str:
     linux = config.linux
     process = bundle.process
     namespace_types = bundle.namespace_types()
-    builder = RootfsBuilder(bundle, in_user_namespace="user" in namespace_types)
+    root_fd = bind_rootfs(bundle)
+    if bundle.new_user_namespace():
+        _become_namespace_root(plan)
+    builder = RootfsBuilder(bundle, "user" in namespace_types, root_fd)
     builder.prepare()
     builder.pivot()
     set_names(config.hostname, config.domainname, "uts" in namespace_types)
@@ -157,8 +160,5 @@ def _exec(plan: LaunchPlan, executable: str) -> NoReturn:
         signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sys.stdout.flush()
-    env: dict[str, str] = {}
-    for item in process.env or ():
-        name, _, value = item.partition("=")
-        env[name] = value
+    env = environment(process.env or (), process.user.uid)
     os.execve(executable, list(process.args), env)

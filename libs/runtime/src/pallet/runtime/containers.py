@@ -80,6 +80,7 @@ class Runtime:
         check_container_id(container_id)
         bundle = load_bundle(options.bundle)
         directory = self.state_root.reserve(container_id)
+        pid: int | None = None
         try:
             exec_fifo = directory / EXEC_FIFO_NAME
             os.mkfifo(exec_fifo, 0o600)
@@ -95,6 +96,8 @@ class Runtime:
                 _write_pid_file(options.pid_file, pid)
             return record
         except BaseException:
+            if pid is not None:
+                _kill_and_wait(pid)
             self.state_root.remove(container_id)
             raise
 
@@ -146,7 +149,9 @@ class Runtime:
         try:
             self.start(container_id)
         except BaseException:
-            self.delete(container_id, force=True)
+            if process_start_time(record.pid) == record.pid_start_time:
+                _kill_and_wait(record.pid)
+            self.state_root.remove(container_id)
             raise
         if detach:
             return 0

@@ -35,13 +35,14 @@ def launch(plan: LaunchPlan) -> int:
     os.close(to_runtime)
     os.close(from_runtime)
     init_pid: int | None = None
+    ready = False
     try:
-        while True:
+        # "pid" (from the intermediate process) and "ready" (from the container process) may come in either order
+        while init_pid is None or not ready:
             message = sync.receive(from_child)
             init_pid = _handle(message, plan, intermediate, to_child, init_pid)
-            if message is not None and message.get("ready"):
-                assert init_pid is not None
-                return init_pid
+            ready = ready or bool(message and message.get("ready"))
+        return init_pid
     except BaseException:
         _kill(init_pid)
         _kill(intermediate)

@@ -75,3 +75,28 @@ def find_executable(name: str, env: tuple[str, ...]) -> str:
             return candidate
     where = "" if "/" in name else " in $PATH"
     raise BundleError(f"executable file `{name}` not found{where}: No such file or directory")
+
+
+def home_directory(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The home directory of ``uid`` in the container's /etc/passwd, or ``/``."""
+    try:
+        with open(passwd) as stream:
+            for line in stream:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def environment(env: tuple[str, ...], uid: int) -> dict[str, str]:
+    """The process environment: ``env`` as given, and ``HOME`` from /etc/passwd when it
+    sets none (as runc and crun do). Call after pivot_root."""
+    result: dict[str, str] = {}
+    for item in env:
+        name, _, value = item.partition("=")
+        result[name] = value
+    if "HOME" not in result:
+        result["HOME"] = home_directory(uid)
+    return result

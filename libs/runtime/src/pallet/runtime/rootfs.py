@@ -35,7 +35,7 @@ class StandardDevice:
 
 STANDARD_DEVICES = (
     StandardDevice("/dev/null", 1, 3), StandardDevice("/dev/zero", 1, 5), StandardDevice("/dev/full", 1, 7),
-    StandardDevice("/dev/random", 1, 8), StandardDevice("/dev/urandom", 1, 9), StandardDevice("/dev/tty", 5, 0),
+    StandardDevice("/dev/tty", 5, 0), StandardDevice("/dev/random", 1, 8), StandardDevice("/dev/urandom", 1, 9),
 )
 DEV_LINKS = (
     ("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"),
@@ -63,26 +63,39 @@ def remount_bind(path: str, flags: int) -> None:
     k.mount(None, path, None, k.MS_BIND | k.MS_REMOUNT | flags | kept)
 
 
+def bind_rootfs(bundle: Bundle) -> int:
+    """Stop propagation to the host, bind the rootfs onto itself and return an ``O_PATH``
+    descriptor of that bind mount. Call while the process still has the runtime's
+    credentials (a container user may not be able to walk to the bundle)."""
+    linux = bundle.config.linux
+    propagation = (linux.rootfs_propagation if linux else None) or "rprivate"
+    first = PROPAGATION[propagation] if "shared" not in propagation else k.MS_SLAVE | k.MS_REC
+    k.mount(None, "/", None, first)
+    rootfs = str(bundle.rootfs)
+    k.mount(rootfs, rootfs, None, k.MS_BIND | k.MS_REC)
+    if "shared" in propagation:
+        k.mount(None, rootfs, None, PROPAGATION[propagation])
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
 @dataclass(frozen=True)
 class RootfsBuilder:
-    """Builds the rootfs of ``bundle``; ``in_user_namespace`` selects bind-mounted device nodes."""
+    """Builds the rootfs of ``bundle`` through ``root_fd`` (from :func:`bind_rootfs`);
+    ``in_user_namespace`` selects bind-mounted device nodes."""
 
     bundle: Bundle
     in_user_namespace: bool
+    root_fd: int
 
     @property
     def root(self) -> Path:
-        return self.bundle.rootfs
+        """The rootfs reached through its descriptor: no search permission is needed on the
+        directories above it."""
+        return Path(f"/proc/self/fd/{self.root_fd}")
 
     def prepare(self) -> None:
-        """Everything before pivot_root: propagation, the rootfs bind, the mounts, /dev."""
+        """Everything before pivot_root after :func:`bind_rootfs`: the mounts and /dev."""
         linux = self.bundle.config.linux
-        propagation = (linux.rootfs_propagation if linux else None) or "rprivate"
-        first = PROPAGATION[propagation] if "shared" not in propagation else k.MS_SLAVE | k.MS_REC
-        k.mount(None, "/", None, first)
-        k.mount(str(self.root), str(self.root), None, k.MS_BIND | k.MS_REC)
-        if "shared" in propagation:
-            k.mount(None, str(self.root), None, PROPAGATION[propagation])
         dev_is_tmpfs = False
         for mount in self.bundle.config.mounts or ():
             self.mount(mount)
@@ -110,7 +123,7 @@ class RootfsBuilder:
 
     def _target_fd(self, destination: str, is_file: bool) -> tuple[int, str]:
         resolved = make_target(self.root, destination, is_file=is_file)
-        fd = open_in_root(self.root, resolved, destination)
+        fd = open_in_root(self.bundle.rootfs, resolved, destination)
         return fd, str(resolved)
 
     def _bind(self, mount: Mount, flags: int, recursive: bool) -> None:
@@ -167,11 +180,12 @@ class RootfsBuilder:
 
     def _device_node(self, path: str, kind: int, major: int, minor: int, mode: int, uid: int, gid: int) -> None:
         if self.in_user_namespace and kind != stat.S_IFIFO:
-            fd, _ = self._target_fd(path, is_file=True)
+            fd, target = self._target_fd(path, is_file=True)
             try:
                 k.mount(path, f"/proc/self/fd/{fd}", None, k.MS_BIND)
             finally:
                 os.close(fd)
+            remount_bind(target, k.MS_NOSUID | k.MS_NOEXEC)
             return
         resolved = resolve_in_root(self.root, path)
         resolved.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import datetime
 import importlib
 import json
 import sys
+import traceback
 from typing import Protocol
 
 from pallet.runtime import __version__
@@ -106,4 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        message = f"internal error: {type(error).__name__}: {error}"
+        _log(args, message)
+        print(f"pallet-runtime: {message}", file=sys.stderr)
         return EXIT_FAILURE
