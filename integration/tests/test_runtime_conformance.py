@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from pallet_testing.users import RootlessUser
+
 PALLET_RUNTIME = Path(sys.executable).parent / "pallet-runtime"
 BUSYBOX = Path("/bin/busybox")
 ROOTFS_DIRS = ("proc", "sys", "dev", "tmp", "etc", "root", "home", "var", "mnt", "data")
@@ -65,8 +67,8 @@ class Observation:
         return f"exit {self.status}: {text[:70]}"
 
 
-def base_config(script: str) -> Config:
-    config: Config = json.loads(_crun_default_spec())
+def base_config(script: str, rootless: bool = False) -> Config:
+    config: Config = json.loads(_crun_default_spec(rootless))
     config["process"]["terminal"] = False
     config["process"]["args"] = ["sh", "-c", script]
     config["root"]["readonly"] = False
@@ -75,10 +77,11 @@ def base_config(script: str) -> Config:
 
 
 @functools.cache
-def _crun_default_spec() -> str:
-    """``crun spec``'s config.json (the table's starting point)."""
+def _crun_default_spec(rootless: bool) -> str:
+    """``crun spec``'s config.json (``--rootless``'s when asked): the table's starting point."""
     with tempfile.TemporaryDirectory() as directory:
-        subprocess.run([shutil.which("crun") or "crun", "spec"], cwd=directory, check=True)
+        subprocess.run([shutil.which("crun") or "crun", "spec", *(["--rootless"] if rootless else [])], cwd=directory,
+                       check=True)
         return Path(directory, "config.json").read_text()
 
 
@@ -96,14 +99,19 @@ def make_rootfs(path: Path) -> None:
     (path / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\nextra:x:2000:\n")
 
 
-def make_bundle(path: Path, row: Row) -> None:
+def make_bundle(path: Path, row: Row, owner: tuple[int, int] | None = None) -> None:
+    """A fresh bundle for ``row`` at ``path``; ``owner``: a rootless bundle owned by that uid and gid."""
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
     make_rootfs(path / "rootfs")
-    config = base_config(row.script)
+    config = base_config(row.script, rootless=owner is not None)
     row.change(config, path)
     (path / "config.json").write_text(json.dumps(config))
+    if owner is not None:
+        for directory, names, files in os.walk(path):
+            for name in [directory, *(os.path.join(directory, n) for n in names + files)]:
+                os.lchown(name, *owner)
 
 
 # --- normalisation of what legitimately differs between two runs
@@ -342,6 +350,49 @@ def _render(table: list[tuple[str, str, str, str]]) -> str:
     lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in table]
     lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
     return "\n".join(lines)
+
+
+# --- the same table without privilege (crun spec --rootless as the base)
+
+# rows whose behaviour needs privileges a rootless runtime does not have; both runtimes must refuse them
+ROOTLESS_REFUSED = frozenset({"join the host network by path"})
+# rows that do not apply: mknod is root's (a rootless /dev binds the host's nodes: covered by "devices in /dev")
+ROOTLESS_SKIPPED = frozenset({"extra device node"})
+
+
+@pytest.mark.rootless
+def test_rootless_pallet_runtime_agrees_with_crun(crun: str, rootless_user: RootlessUser, rootless_tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert PALLET_RUNTIME.exists()
+    owner = (rootless_user.uid, rootless_user.gid)
+    bundle = rootless_tmp_path / "bundle"
+    crun_argv = [crun, "--root", str(rootless_tmp_path / "crun-state")]
+    pallet_argv = [str(PALLET_RUNTIME), "--root", str(rootless_tmp_path / "pallet-state")]
+
+    def observe_as_user(argv: list[str], container_id: str) -> Observation:
+        result = rootless_user.run([*argv, "run", "--bundle", str(bundle), container_id], timeout=60)
+        return Observation(result.returncode, normalise(result.stdout.decode()), result.stderr.decode())
+
+    table = [("behaviour (rootless)", "crun", "pallet-runtime", "agree")]
+    disagreements = []
+    for number, original in enumerate(ROWS):
+        if original.name in ROOTLESS_SKIPPED:
+            continue
+        row = Row(original.name, original.script, original.change,
+                  original.expect_failure or original.name in ROOTLESS_REFUSED)
+        make_bundle(bundle, row, owner)
+        crun_sees = observe_as_user(crun_argv, f"rootless-{number}")
+        make_bundle(bundle, row, owner)
+        pallet_sees = observe_as_user(pallet_argv, f"rootless-{number}")
+        agree = _agree(row, crun_sees, pallet_sees)
+        table.append((row.name, crun_sees.summary(), pallet_sees.summary(), "yes" if agree else "NO"))
+        if not agree:
+            disagreements.append(f"{row.name}:\n--- crun (exit {crun_sees.status}):\n{crun_sees.stdout}\n{crun_sees.stderr}"
+                                 f"--- pallet-runtime (exit {pallet_sees.status}):\n{pallet_sees.stdout}\n{pallet_sees.stderr}")
+    with capsys.disabled():
+        print("\n" + _render(table))
+    assert len(table) > 40
+    assert not disagreements, "\n\n".join(disagreements)
 
 
 # --- the lifecycle, step by step, beside crun

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pallet.runtime.bundle import load_bundle
+from pallet.runtime.bundle import check_user_mapped, load_bundle
 from pallet.runtime.errors import BundleError
 
 
@@ -75,4 +75,8 @@ def test_process_user_not_mapped(tmp_path: Path) -> None:
     linux = {"namespaces": [{"type": "mount"}, {"type": "user"}], "uidMappings": mapping, "gidMappings": mapping}
     document = config(linux=linux)
     document["process"]["user"]["uid"] = 1000
-    assert "process uid 1000 is not mapped" in refusal(make_bundle(tmp_path, document))
+    bundle = load_bundle(make_bundle(tmp_path, document))
+    mappings = bundle.config.linux.uid_mappings if bundle.config.linux else None
+    assert mappings is not None
+    with pytest.raises(BundleError, match="process uid 1000 is not mapped"):
+        check_user_mapped(bundle, mappings, mappings)

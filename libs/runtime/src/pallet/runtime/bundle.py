@@ -5,9 +5,8 @@ naming the file or field, everything that can be known before a process is
 started: a bundle directory or ``config.json`` that is missing, invalid JSON,
 a config breaking the schema (unknown namespace types included), no
 ``process`` or ``root``, a rootfs that is not a directory, no mount namespace,
-ID mappings without a user namespace (or a user namespace without mappings
-that the runtime cannot default), and a process user that the mappings leave
-unmapped.
+and ID mappings without a user namespace. :func:`check_user_mapped` refuses a
+process user that the mappings of a new user namespace leave unmapped.
 """
 
 from __future__ import annotations
@@ -94,19 +93,20 @@ def _check_linux(config: RuntimeConfig, config_path: Path) -> None:
         if linux.uid_mappings or linux.gid_mappings:
             raise BundleError(f"{config_path}: linux.uidMappings: ID mappings need a user namespace")
         return
-    if user.path is not None:
-        return
-    assert config.process is not None
-    _check_mapped(config.process.user.uid, linux.uid_mappings, "uid", "uidMappings", config_path)
-    _check_mapped(config.process.user.gid, linux.gid_mappings, "gid", "gidMappings", config_path)
-    for gid in config.process.user.additional_gids or ():
-        _check_mapped(gid, linux.gid_mappings, "additional gid", "gidMappings", config_path)
 
 
-def _check_mapped(value: int, mappings: tuple[IDMapping, ...] | None, what: str, field: str, config_path: Path) -> None:
-    if not mappings:
-        if value != 0:  # the default mapping (the caller's ID as 0) maps 0 only
-            raise BundleError(f"{config_path}: linux.{field}: missing, and process {what} {value} is not 0")
-        return
+
+def check_user_mapped(bundle: Bundle, uid_mappings: tuple[IDMapping, ...], gid_mappings: tuple[IDMapping, ...]) -> None:
+    """BundleError unless the process's uid, gid and additional gids are mapped by the mappings
+    a new user namespace will get (the config's, or the runtime's default)."""
+    user = bundle.process.user
+    config_path = bundle.path / CONFIG_NAME
+    _check_mapped(user.uid, uid_mappings, "uid", "uidMappings", config_path)
+    _check_mapped(user.gid, gid_mappings, "gid", "gidMappings", config_path)
+    for gid in user.additional_gids or ():
+        _check_mapped(gid, gid_mappings, "additional gid", "gidMappings", config_path)
+
+
+def _check_mapped(value: int, mappings: tuple[IDMapping, ...], what: str, field: str, config_path: Path) -> None:
     if not any(value in mapping.container_range for mapping in mappings):
         raise BundleError(f"{config_path}: linux.{field}: process {what} {value} is not mapped in the container")

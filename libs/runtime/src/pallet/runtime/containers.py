@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pallet.oci.spec.runtime import IDMapping
 from pallet.runtime import kernel as k
-from pallet.runtime.bundle import Bundle, load_bundle
+from pallet.runtime.bundle import Bundle, check_user_mapped, load_bundle
 from pallet.runtime.container_process import LaunchPlan
 from pallet.runtime.errors import WrongStatus
-from pallet.runtime.idmap import default_mapping
+from pallet.runtime.idmap import default_mapping, subordinate_ranges
 from pallet.runtime.launch import launch
 from pallet.runtime.state import (
     EXEC_FIFO_NAME,
@@ -59,11 +60,20 @@ def _write_pid_file(path: Path, pid: int) -> None:
     os.replace(temporary, path)
 
 
-def _plan(bundle: Bundle, exec_fifo: Path, preserve_fds: int) -> LaunchPlan:
+def _id_mappings(bundle: Bundle) -> tuple[tuple[IDMapping, ...], tuple[IDMapping, ...]]:
+    """The uid and gid maps of a new user namespace: the config's, else the default (see
+    :func:`~pallet.runtime.idmap.default_mapping`); the process user must be mapped."""
     linux = bundle.config.linux
-    uid_mappings = (linux.uid_mappings if linux else None) or default_mapping(os.geteuid())
-    gid_mappings = (linux.gid_mappings if linux else None) or default_mapping(os.getegid())
-    return LaunchPlan(bundle, exec_fifo, preserve_fds, uid_mappings, gid_mappings)
+    euid, egid = os.geteuid(), os.getegid()
+    user = owner_name(euid)
+    rootless = euid != 0
+    uid_mappings = (linux.uid_mappings if linux else None) or default_mapping(
+        euid, subordinate_ranges("/etc/subuid", user, euid) if rootless else None)
+    gid_mappings = (linux.gid_mappings if linux else None) or default_mapping(
+        egid, subordinate_ranges("/etc/subgid", user, euid) if rootless else None)
+    if bundle.new_user_namespace():
+        check_user_mapped(bundle, uid_mappings, gid_mappings)
+    return uid_mappings, gid_mappings
 
 
 @dataclass(frozen=True)
@@ -79,12 +89,13 @@ class Runtime:
     def create(self, container_id: str, options: CreateOptions) -> ContainerRecord:
         check_container_id(container_id)
         bundle = load_bundle(options.bundle)
+        uid_mappings, gid_mappings = _id_mappings(bundle)  # refuses unmapped users before anything is made
         directory = self.state_root.reserve(container_id)
         pid: int | None = None
         try:
             exec_fifo = directory / EXEC_FIFO_NAME
             os.mkfifo(exec_fifo, 0o600)
-            pid = launch(_plan(bundle, exec_fifo, options.preserve_fds))
+            pid = launch(LaunchPlan(bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings))
             start_time = process_start_time(pid)
             annotations = dict(bundle.config.annotations or {}) | options.annotations
             record = ContainerRecord(

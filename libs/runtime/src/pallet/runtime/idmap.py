@@ -18,9 +18,31 @@ from pallet.oci.spec.runtime import IDMapping
 from pallet.runtime.errors import BundleError
 
 
-def default_mapping(host_id: int) -> tuple[IDMapping, ...]:
-    """The mapping used when a new user namespace has none: the caller's ID as 0."""
-    return (IDMapping(container_id=0, host_id=host_id, size=1),)
+def subordinate_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
+    """The (start, count) ranges /etc/subuid or /etc/subgid gives ``user`` (by name or uid)."""
+    ranges = []
+    try:
+        with open(path) as stream:
+            for line in stream:
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[0] in (user, str(uid)) and fields[1].isdigit() and fields[2].isdigit():
+                    ranges.append((int(fields[1]), int(fields[2])))
+    except OSError:
+        pass
+    return ranges
+
+
+def default_mapping(host_id: int, subordinate: list[tuple[int, int]] | None = None) -> tuple[IDMapping, ...]:
+    """The mapping used when a new user namespace has none: the caller's ID as 0 and, as crun
+    does without privilege, the caller's subordinate IDs from 1 on."""
+    mappings = [IDMapping(container_id=0, host_id=host_id, size=1)]
+    next_id = 1
+    for start, count in subordinate or ():
+        if next_id + count > 2**32 - 1:
+            break
+        mappings.append(IDMapping(container_id=next_id, host_id=start, size=count))
+        next_id += count
+    return tuple(mappings)
 
 
 def map_text(mappings: tuple[IDMapping, ...]) -> str:
