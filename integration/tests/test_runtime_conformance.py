@@ -513,3 +513,60 @@ def test_bad_bundle_gives_one_error_and_leaves_nothing(case: str, pallet_argv: l
         assert "Traceback" not in result.stderr
         assert _leftovers(state_root, "bad", bundle) == []
     assert not Path("/tmp/pallet-escaped").exists()
+
+
+# --- spec: the same default configuration as crun's
+
+@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+def test_spec_writes_crun_default(crun: str, rootless: bool, tmp_path: Path) -> None:
+    flags = ["--rootless"] if rootless else []
+    (tmp_path / "crun").mkdir()
+    (tmp_path / "pallet").mkdir()
+    subprocess.run([crun, "spec", *flags], cwd=tmp_path / "crun", check=True)
+    subprocess.run([str(PALLET_RUNTIME), "spec", "--bundle", str(tmp_path / "pallet"), *flags], check=True)
+    ours = json.loads((tmp_path / "pallet" / "config.json").read_text())
+    assert ours == json.loads((tmp_path / "crun" / "config.json").read_text())
+    again = subprocess.run([str(PALLET_RUNTIME), "spec", "--bundle", str(tmp_path / "pallet")], capture_output=True,
+                           text=True)
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+
+# --- ps and kill --all (pallet-runtime alone: crun 1.8's ps needs cgroups)
+
+def test_ps_lists_every_process_and_kill_all_signals_them(pallet_argv: list[str], tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    make_bundle(bundle, Row("ps", "sleep 60 & sleep 60 & wait"))
+
+    def step(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*pallet_argv, *args], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    started = subprocess.run([*pallet_argv, "run", "--detach", "--bundle", str(bundle), "psx"], timeout=60,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert started.returncode == 0
+    try:
+        pid = json.loads(step("state", "psx").stdout)["pid"]
+        for _ in range(50):
+            pids = json.loads(step("ps", "--format", "json", "psx").stdout)
+            if len(pids) == 3:
+                break
+            time.sleep(0.1)
+        assert pid in pids and len(pids) == 3
+        table = step("ps", "psx").stdout.splitlines()
+        assert "PID" in table[0] and len(table) == 4 and sum(line.endswith(" sleep 60") for line in table) == 2
+        assert step("kill", "--all", "psx", "KILL").returncode == 0
+        for _ in range(50):
+            if not any(os.path.exists(f"/proc/{each}") and _not_zombie(each) for each in pids):
+                break
+            time.sleep(0.1)
+        assert json.loads(step("state", "psx").stdout)["status"] == "stopped"
+    finally:
+        step("delete", "--force", "psx")
+    assert step("state", "psx").returncode == 1
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -26,6 +26,7 @@ from pallet.runtime.container_process import LaunchPlan
 from pallet.runtime.errors import WrongStatus
 from pallet.runtime.idmap import default_mapping, subordinate_ranges
 from pallet.runtime.launch import launch
+from pallet.runtime.processes import descendants
 from pallet.runtime.state import (
     EXEC_FIFO_NAME,
     ContainerRecord,
@@ -135,12 +136,22 @@ class Runtime:
     def containers(self) -> list[ContainerRecord]:
         return [self.state_root.load(container_id) for container_id in self.state_root.ids()]
 
-    def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> None:
+    def kill(self, container_id: str, signal_number: int = signal.SIGTERM, all_processes: bool = False) -> None:
+        """Signal the init process (``all_processes``: every process of the container)."""
         record = self.state_root.load(container_id)
         status = record.status()
         if status not in ("created", "running"):
             raise WrongStatus(container_id, "kill", status)
-        os.kill(record.pid, signal_number)
+        for pid in descendants(record.pid) if all_processes else [record.pid]:
+            try:
+                os.kill(pid, signal_number)
+            except ProcessLookupError:
+                pass
+
+    def pids(self, container_id: str) -> list[int]:
+        """The PIDs of the container's processes (host PIDs), empty when it is stopped."""
+        record = self.state_root.load(container_id)
+        return descendants(record.pid) if record.status() != "stopped" else []
 
     def delete(self, container_id: str, force: bool = False) -> None:
         """Remove a stopped (or created) container; ``force`` kills a running one first."""

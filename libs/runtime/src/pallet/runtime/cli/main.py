@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "delete": "delete a stopped container (--force: any)",
     "run": "create and start a container, and wait for it",
     "list": "list the containers under --root",
+    "ps": "list the processes of a container",
     "spec": "write a default config.json",
     "features": "print the features of the runtime as JSON",
 }

@@ -22,9 +22,9 @@ def parse_signal(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container_id", metavar="CONTAINER-ID")
     parser.add_argument("signal", nargs="?", default="SIGTERM")
-    parser.add_argument("-a", "--all", action="store_true", help="signal every process (the init process for now)")
+    parser.add_argument("-a", "--all", action="store_true", help="signal every process of the container")
 
 
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
-    runtime.kill(args.container_id, parse_signal(args.signal))
+    runtime.kill(args.container_id, parse_signal(args.signal), all_processes=args.all)
     return 0
