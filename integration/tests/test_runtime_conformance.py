@@ -54,6 +54,7 @@ class Row:
     script: str
     change: Callable[[Config, Path], None] = lambda config, bundle: None
     expect_failure: bool = False
+    after: str | None = None  # a file of the bundle, written by hooks, that is part of the observation
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,19 @@ def normalise(text: str) -> str:
     return "\n".join(lines)
 
 
-def observe(argv: list[str], bundle: Path, container_id: str) -> Observation:
+def observe(argv: list[str], bundle: Path, container_id: str, row: Row) -> Observation:
     result = subprocess.run(
         [*argv, "run", "--bundle", str(bundle), container_id], capture_output=True, text=True, timeout=60,
         stdin=subprocess.DEVNULL,
     )
-    return Observation(result.returncode, normalise(result.stdout), result.stderr)
+    return Observation(result.returncode, normalise(result.stdout) + _after(bundle, row), result.stderr)
+
+
+def _after(bundle: Path, row: Row) -> str:
+    if row.after is None:
+        return ""
+    path = bundle / row.after
+    return f"\n[{row.after}] " + (path.read_text().replace("\n", "; ") if path.exists() else "(missing)")
 
 
 # --- the rows
@@ -211,6 +219,38 @@ def _caps(**sets: list[str]) -> Callable[[Config, Path], None]:
                                           ("bounding", "effective", "inheritable", "permitted", "ambient")})
 
 
+# crun 1.8 gives the hooks of the create stages the status "created"; runc gives "creating", the
+# spec's name of the status while create runs, and so does pallet-runtime: the log takes them as one.
+HOOK_SCRIPT = """#!/bin/busybox sh
+state=$(/bin/busybox cat)
+status=$(echo "$state" | /bin/busybox grep -o '"status": *"[a-z]*"' | /bin/busybox tr -d ' "' \\
+         | /bin/busybox sed 's/creating/created/')
+echo "$1 $status" >> "$2"
+exit "${3:-0}"
+"""
+
+
+def _hooks(*stages: str, failing: str | None = None) -> Callable[[Config, Path], None]:
+    """Hooks of ``stages`` that log their stage and the status they were given into the
+    bundle's ``hooks.log`` (startContainer, which runs in the container, logs to /tmp/start.log);
+    the hook of stage ``failing`` exits 1."""
+    def change(config: Config, bundle: Path) -> None:
+        script = bundle / "hook.sh"
+        script.write_text(HOOK_SCRIPT)
+        script.chmod(0o755)
+        hooks: dict[str, list[dict[str, Any]]] = {}
+        for stage in stages:
+            status = "1" if stage == failing else "0"
+            if stage == "startContainer":
+                hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo startContainer >> /tmp/start.log; exit {status}"]}
+            else:
+                hook = {"path": str(script), "args": ["hook.sh", stage, str(bundle / "hooks.log"), status]}
+            hooks.setdefault(stage, []).append(hook)
+        config["hooks"] = hooks
+    return change
+
+
+ALL_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 MOUNTINFO = "cat /proc/self/mountinfo"
 CAPS = "grep -E '^Cap' /proc/self/status"
 FIVE = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_NET_RAW"]
@@ -297,6 +337,11 @@ ROWS: tuple[Row, ...] = (
     Row("user namespace maps", "cat /proc/self/uid_map /proc/self/gid_map; id", _user_namespace()),
     Row("user namespace, uid 1000 inside", f"id; {CAPS}", _user_namespace(1000, 1000)),
     Row("user namespace mountinfo", MOUNTINFO, _user_namespace()),
+    Row("hooks of every stage", "cat /tmp/start.log", _hooks(*ALL_HOOKS), after="hooks.log"),
+    Row("failing createRuntime hook", "echo ran", _hooks("createRuntime", "poststop", failing="createRuntime"),
+        expect_failure=True),
+    Row("failing poststart hook is a warning", "echo ran", _hooks("poststart", failing="poststart"),
+        after="hooks.log"),
     Row("unknown capability names are left out", CAPS, _caps(bounding=["CAP_KILL", "CAP_NO_SUCH_THING"],
                                                              effective=["CAP_KILL"], permitted=["CAP_KILL"])),
 )
@@ -325,9 +370,9 @@ def test_pallet_runtime_agrees_with_crun(crun_argv: list[str], pallet_argv: list
     disagreements = []
     for number, row in enumerate(ROWS):
         make_bundle(bundle, row)
-        crun_sees = observe(crun_argv, bundle, f"conformance-{number}")
+        crun_sees = observe(crun_argv, bundle, f"conformance-{number}", row)
         make_bundle(bundle, row)
-        pallet_sees = observe(pallet_argv, bundle, f"conformance-{number}")
+        pallet_sees = observe(pallet_argv, bundle, f"conformance-{number}", row)
         agree = _agree(row, crun_sees, pallet_sees)
         table.append((row.name, crun_sees.summary(), pallet_sees.summary(), "yes" if agree else "NO"))
         if not agree:
@@ -371,7 +416,8 @@ def test_rootless_pallet_runtime_agrees_with_crun(crun: str, rootless_user: Root
 
     def observe_as_user(argv: list[str], container_id: str) -> Observation:
         result = rootless_user.run([*argv, "run", "--bundle", str(bundle), container_id], timeout=60)
-        return Observation(result.returncode, normalise(result.stdout.decode()), result.stderr.decode())
+        return Observation(result.returncode, normalise(result.stdout.decode()) + _after(bundle, row),
+                           result.stderr.decode())
 
     table = [("behaviour (rootless)", "crun", "pallet-runtime", "agree")]
     disagreements = []
@@ -379,7 +425,7 @@ def test_rootless_pallet_runtime_agrees_with_crun(crun: str, rootless_user: Root
         if original.name in ROOTLESS_SKIPPED:
             continue
         row = Row(original.name, original.script, original.change,
-                  original.expect_failure or original.name in ROOTLESS_REFUSED)
+                  original.expect_failure or original.name in ROOTLESS_REFUSED, original.after)
         make_bundle(bundle, row, owner)
         crun_sees = observe_as_user(crun_argv, f"rootless-{number}")
         make_bundle(bundle, row, owner)

@@ -13,7 +13,7 @@ from pallet.runtime.state import ContainerRecord, StateRoot, process_start_time
 
 def record(root: StateRoot, pid: int, start: int) -> ContainerRecord:
     return ContainerRecord("c1", pid, start, "/b", "/b/rootfs", "2026-01-01T00:00:00Z", "root",
-                           {"a": "b"}, root.container_dir("c1"))
+                           {"a": "b"}, directory=root.container_dir("c1"))
 
 
 def test_record_round_trip_and_status(tmp_path: Path) -> None:

@@ -20,14 +20,15 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pallet.oci.spec.runtime import IDMapping
 from pallet.runtime import kernel as k
 from pallet.runtime import sync
 from pallet.runtime.bundle import Bundle
 from pallet.runtime.capabilities import apply_capabilities
-from pallet.runtime.errors import KernelCallFailed
+from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
+from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.namespaces import join_paths, unshare_others
 from pallet.runtime.process_setup import environment, find_executable, set_names, set_oom_score_adj, set_rlimits, write_sysctls
 from pallet.runtime.rootfs import RootfsBuilder, bind_rootfs, make_readonly, make_root_readonly, mask_paths
@@ -40,6 +41,7 @@ class LaunchPlan:
     """What the setup processes need: the bundle, the exec fifo, the fds to pass on and,
     for a new user namespace, the maps (the runtime writes them)."""
 
+    container_id: str
     bundle: Bundle
     exec_fifo: Path
     preserve_fds: int
@@ -66,11 +68,10 @@ def run_intermediate(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> No
             sync.send(to_runtime, userns=True)
             if sync.receive_line(from_runtime) != b"ok":
                 os._exit(1)
-        os.close(from_runtime)
         unshare_others(namespaces)
         pid = os.fork()
         if pid == 0:
-            run_container_init(plan, to_runtime, fifo)
+            run_container_init(plan, to_runtime, from_runtime, fifo)
         sync.send(to_runtime, pid=pid)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001 - a forked child must never return into the runtime
@@ -97,11 +98,11 @@ def _close_inherited_fds(preserve_fds: int) -> None:
                 pass  # the descriptor of the listing itself, closed already
 
 
-def run_container_init(plan: LaunchPlan, to_runtime: int, fifo: int) -> NoReturn:
+def run_container_init(plan: LaunchPlan, to_runtime: int, from_runtime: int, fifo: int) -> NoReturn:
     try:
         host_null = k.open_tree_clone("/dev/null")
         _close_inherited_fds(plan.preserve_fds)
-        executable = _set_up(plan, host_null)
+        executable, state = _set_up(plan, host_null, to_runtime, from_runtime)
         sync.send(to_runtime, ready=True)
         os.close(to_runtime)
     except BaseException as error:  # noqa: BLE001
@@ -109,15 +110,41 @@ def run_container_init(plan: LaunchPlan, to_runtime: int, fifo: int) -> NoReturn
     try:
         os.read(fifo, 1)
         os.close(fifo)
-        _exec(plan, executable)
+        run_hooks(hooks_of(plan.bundle.config.hooks, "start_container"), dict(state, status="created"))
     except BaseException as error:  # noqa: BLE001 - after ready, errors go to the container's stderr
-        try:
-            os.write(2, f"pallet-runtime: exec: {error}\n".encode())
-        finally:
-            os._exit(127)
+        _fail_after_ready(error, 1)
+    try:
+        _exec(plan, executable)
+    except BaseException as error:  # noqa: BLE001
+        _fail_after_ready(error, 127)
 
 
-def _set_up(plan: LaunchPlan, host_null: int) -> str:
+def _fail_after_ready(error: BaseException, status: int) -> NoReturn:
+    try:
+        os.write(2, f"pallet-runtime: {error}\n".encode())
+    finally:
+        os._exit(status)
+
+
+def _hook_exchange(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> dict[str, Any]:
+    """Before pivot_root: let the runtime run the prestart and createRuntime hooks, receive
+    the state it gave them, and run the createContainer hooks here. The state (with the
+    container's host PID) is returned for the startContainer hooks."""
+    hooks = plan.bundle.config.hooks
+    if not hooks_of(hooks, "prestart", "create_runtime", "create_container", "start_container"):
+        os.close(from_runtime)
+        return {}
+    sync.send(to_runtime, hooks=True)
+    reply = sync.receive(from_runtime)
+    os.close(from_runtime)
+    if reply is None or "state" not in reply:
+        raise ContainerSetupFailed("the runtime did not answer the request for hooks")
+    state: dict[str, Any] = reply["state"]
+    run_hooks(hooks_of(hooks, "create_container"), state)
+    return state
+
+
+def _set_up(plan: LaunchPlan, host_null: int, to_runtime: int, from_runtime: int) -> tuple[str, dict[str, Any]]:
     bundle = plan.bundle
     config = bundle.config
     linux = config.linux
@@ -128,6 +155,7 @@ def _set_up(plan: LaunchPlan, host_null: int) -> str:
         _become_namespace_root(plan)
     builder = RootfsBuilder(bundle, "user" in namespace_types, root_fd)
     builder.prepare()
+    state = _hook_exchange(plan, to_runtime, from_runtime)
     builder.pivot()
     set_names(config.hostname, config.domainname, "uts" in namespace_types)
     if linux is not None:
@@ -148,7 +176,7 @@ def _set_up(plan: LaunchPlan, host_null: int) -> str:
         os.chdir(process.cwd)
     except OSError as error:
         raise KernelCallFailed("chdir", error.errno or 0, process.cwd) from None
-    return executable
+    return executable, state
 
 
 def _exec(plan: LaunchPlan, executable: str) -> NoReturn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import logging
 import os
 import select
 import signal
@@ -19,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pallet.oci.spec.runtime import IDMapping
+from pallet.oci.spec.runtime import Hook, Hooks, IDMapping
 from pallet.runtime import kernel as k
 from pallet.runtime.bundle import Bundle, check_user_mapped, load_bundle
 from pallet.runtime.container_process import LaunchPlan
 from pallet.runtime.errors import WrongStatus
+from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.idmap import default_mapping, subordinate_ranges
 from pallet.runtime.launch import launch
 from pallet.runtime.processes import descendants
@@ -36,6 +38,8 @@ from pallet.runtime.state import (
     owner_name,
     process_start_time,
 )
+
+logger = logging.getLogger(__name__)
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 STOP_WAIT_SECONDS = 10
@@ -96,12 +100,13 @@ class Runtime:
         try:
             exec_fifo = directory / EXEC_FIFO_NAME
             os.mkfifo(exec_fifo, 0o600)
-            pid = launch(LaunchPlan(bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings))
+            pid = launch(LaunchPlan(container_id, bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings))
             start_time = process_start_time(pid)
             annotations = dict(bundle.config.annotations or {}) | options.annotations
             record = ContainerRecord(
                 container_id, pid, start_time or 0, str(bundle.path), str(bundle.rootfs), _now(),
-                owner_name(os.geteuid()), annotations, directory,
+                owner_name(os.geteuid()), annotations,
+                bundle.config.hooks.to_json_dict() if bundle.config.hooks else {}, directory,
             )
             self.state_root.write(record)
             if options.pid_file is not None:
@@ -129,6 +134,7 @@ class Runtime:
         finally:
             os.close(fd)
         record.exec_fifo.unlink()
+        self._warn(run_hooks(_hooks(record, "poststart"), record.spec_state("running"), warn_only=True))
 
     def state(self, container_id: str) -> dict[str, Any]:
         return self.state_root.load(container_id).state()
@@ -162,6 +168,12 @@ class Runtime:
         if status != "stopped":
             _kill_and_wait(record.pid)
         self.state_root.remove(container_id)
+        self._warn(run_hooks(_hooks(record, "poststop"), record.spec_state("stopped"), warn_only=True))
+
+    @staticmethod
+    def _warn(messages: list[str]) -> None:
+        for message in messages:
+            logger.warning("%s", message)
 
     def run(self, container_id: str, options: CreateOptions, detach: bool = False) -> int:
         """create, start and (unless ``detach``) wait: the exit status as a shell reports it."""
@@ -181,6 +193,10 @@ class Runtime:
             return _wait_forwarding_signals(record.pid)
         finally:
             self.delete(container_id, force=True)
+
+
+def _hooks(record: ContainerRecord, stage: str) -> tuple[tuple[str, Hook], ...]:
+    return hooks_of(Hooks.model_validate(record.hooks), stage) if record.hooks else ()
 
 
 def _kill_and_wait(pid: int) -> None:

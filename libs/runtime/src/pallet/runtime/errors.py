@@ -12,6 +12,7 @@ exit status 1. This module imports nothing of pallet.runtime.
     ├── ContainerExists             a state directory for that ID is already there
     ├── WrongStatus                 the operation is not allowed in the container's status
     ├── ContainerSetupFailed        the container process reported a failure before it was created
+    ├── HookFailed                  a lifecycle hook exited non-zero, timed out or could not run
     └── StateCorrupt                a state file that pallet-runtime did not write
 """
 
@@ -72,6 +73,15 @@ class WrongStatus(OciRuntimeError):
 
 class ContainerSetupFailed(OciRuntimeError):
     """The container process failed while it set itself up (its own message is passed on)."""
+
+
+class HookFailed(OciRuntimeError):
+    """A hook of ``stage`` (``createRuntime``...) failed: the message names its path and why."""
+
+    def __init__(self, stage: str, path: str, why: str) -> None:
+        self.stage = stage
+        self.path = path
+        super().__init__(f"{stage} hook {path}: {why}")
 
 
 class StateCorrupt(OciRuntimeError):

@@ -18,7 +18,9 @@ from typing import Any
 from pallet.runtime import sync
 from pallet.runtime.container_process import LaunchPlan, run_intermediate
 from pallet.runtime.errors import ContainerSetupFailed
+from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.idmap import write_id_maps
+from pallet.runtime.state import OCI_VERSION
 
 KILL_WAIT_SECONDS = 10
 
@@ -35,13 +37,19 @@ def launch(plan: LaunchPlan) -> int:
     os.close(to_runtime)
     os.close(from_runtime)
     init_pid: int | None = None
-    ready = False
+    ready = hooks_wanted = False
     try:
-        # "pid" (from the intermediate process) and "ready" (from the container process) may come in either order
+        # "pid" (from the intermediate process) may come after "hooks" or "ready" (from the container process)
         while init_pid is None or not ready:
             message = sync.receive(from_child)
             init_pid = _handle(message, plan, intermediate, to_child, init_pid)
             ready = ready or bool(message and message.get("ready"))
+            hooks_wanted = hooks_wanted or bool(message and message.get("hooks"))
+            if hooks_wanted and init_pid is not None:
+                hooks_wanted = False
+                state = creating_state(plan, init_pid)
+                run_hooks(hooks_of(plan.bundle.config.hooks, "prestart", "create_runtime"), state)
+                sync.send(to_child, state=state)
         return init_pid
     except BaseException:
         _kill(init_pid)
@@ -51,6 +59,14 @@ def launch(plan: LaunchPlan) -> int:
         os.close(from_child)
         os.close(to_child)
         _reap(intermediate)
+
+
+def creating_state(plan: LaunchPlan, pid: int) -> dict[str, Any]:
+    """The state the hooks of the create stages get."""
+    return {
+        "ociVersion": OCI_VERSION, "id": plan.container_id, "status": "creating", "pid": pid,
+        "bundle": str(plan.bundle.path), "annotations": dict(plan.bundle.config.annotations or {}),
+    }
 
 
 def _handle(message: dict[str, Any] | None, plan: LaunchPlan, intermediate: int, to_child: int,

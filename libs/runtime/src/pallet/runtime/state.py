@@ -81,6 +81,7 @@ class ContainerRecord:
     created: str
     owner: str
     annotations: dict[str, str] = field(default_factory=dict)
+    hooks: dict[str, Any] = field(default_factory=dict)  # the config's hooks object (JSON), for start and delete
     directory: Path = field(default=Path(), compare=False)
 
     @property
@@ -92,6 +93,11 @@ class ContainerRecord:
         if process_start_time(self.pid) != self.pid_start_time:
             return "stopped"
         return "created" if self.exec_fifo.exists() else "running"
+
+    def spec_state(self, status: str) -> dict[str, Any]:
+        """The runtime spec's state object as hooks get it, with ``status`` given."""
+        return {"ociVersion": OCI_VERSION, "id": self.id, "status": status, "pid": self.pid, "bundle": self.bundle,
+                "annotations": dict(self.annotations)}
 
     def state(self) -> dict[str, Any]:
         """The runtime spec's state object, with runc's ``rootfs``, ``created`` and ``owner``."""

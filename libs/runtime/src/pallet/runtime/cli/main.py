@@ -15,6 +15,7 @@ import argparse
 import datetime
 import importlib
 import json
+import logging
 import sys
 import traceback
 from typing import Protocol
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_FAILURE
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="pallet-runtime: %(levelname)s: %(message)s")
     try:
         return _command(args.command).run(args, Runtime.at(args.root))
     except OciRuntimeError as error:
