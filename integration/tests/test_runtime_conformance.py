@@ -19,7 +19,9 @@ import functools
 import json
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -616,3 +618,63 @@ def _not_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# --- a terminal through --console-socket, as conmon asks for one
+
+TERMINAL_SCRIPT = (
+    "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; stat -c '%n %F %t:%T' /dev/console; "
+    "cut -d' ' -f6,7 /proc/self/stat; grep -E ' /dev/console ' /proc/self/mountinfo | cut -d' ' -f4,5,6; "
+    "stty size; echo $TERM"
+)
+
+
+def _run_with_console(argv: list[str], bundle: Path, container_id: str, socket_path: Path) -> str:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(socket_path))
+    server.listen(1)
+    server.settimeout(30)
+    create = subprocess.Popen([*argv, "create", "--bundle", str(bundle), "--console-socket", str(socket_path),
+                               container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        connection, _ = server.accept()
+        _, ancillary, _, _ = connection.recvmsg(1024, socket.CMSG_LEN(4))
+        master = int.from_bytes(ancillary[0][2][:4], sys.byteorder)
+        connection.close()
+        assert create.wait(timeout=60) == 0, create.stderr.read() if create.stderr else ""
+        subprocess.run([*argv, "start", container_id], check=True, timeout=60)
+        output = b""
+        while select.select([master], [], [], 10)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the last slave descriptor is closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(master)
+        return output.decode().replace("\r\n", "\n")
+    finally:
+        if create.poll() is None:
+            create.kill()
+        if create.stderr:
+            create.stderr.close()
+        server.close()
+        subprocess.run([*argv, "delete", "--force", container_id], capture_output=True, timeout=60)
+
+
+def test_terminal_through_console_socket_agrees_with_crun(crun_argv: list[str], pallet_argv: list[str],
+                                                          tmp_path: Path) -> None:
+    def terminal(config: Config, bundle: Path) -> None:
+        config["process"]["terminal"] = True
+        config["process"]["consoleSize"] = {"height": 33, "width": 101}
+
+    row = Row("terminal", TERMINAL_SCRIPT, terminal)
+    bundle = tmp_path / "bundle"
+    make_bundle(bundle, row)
+    crun_sees = _run_with_console(crun_argv, bundle, "console", tmp_path / "crun.sock")
+    make_bundle(bundle, row)
+    pallet_sees = _run_with_console(pallet_argv, bundle, "console", tmp_path / "pallet.sock")
+    assert "stdio-is-a-tty" in crun_sees and "33 101" in crun_sees
+    assert pallet_sees == crun_sees

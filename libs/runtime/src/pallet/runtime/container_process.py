@@ -27,6 +27,7 @@ from pallet.runtime import kernel as k
 from pallet.runtime import sync
 from pallet.runtime.bundle import Bundle
 from pallet.runtime.capabilities import apply_capabilities
+from pallet.runtime.console import set_up_terminal
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.namespaces import join_paths, unshare_others
@@ -47,6 +48,7 @@ class LaunchPlan:
     preserve_fds: int
     uid_mappings: tuple[IDMapping, ...]
     gid_mappings: tuple[IDMapping, ...]
+    console_fd: int | None = None  # a connection to the console socket, for process.terminal
 
 
 def _fail(to_runtime: int, error: BaseException) -> NoReturn:
@@ -157,6 +159,8 @@ def _set_up(plan: LaunchPlan, host_null: int, to_runtime: int, from_runtime: int
     builder.prepare()
     state = _hook_exchange(plan, to_runtime, from_runtime)
     builder.pivot()
+    if process.terminal and plan.console_fd is not None:
+        set_up_terminal(plan.console_fd, process.console_size, process.user.uid)
     set_names(config.hostname, config.domainname, "uts" in namespace_types)
     if linux is not None:
         write_sysctls(linux.sysctl or {})

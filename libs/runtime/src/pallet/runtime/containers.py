@@ -23,8 +23,9 @@ from typing import Any
 from pallet.oci.spec.runtime import Hook, Hooks, IDMapping
 from pallet.runtime import kernel as k
 from pallet.runtime.bundle import Bundle, check_user_mapped, load_bundle
+from pallet.runtime.console import connect_console_socket
 from pallet.runtime.container_process import LaunchPlan
-from pallet.runtime.errors import WrongStatus
+from pallet.runtime.errors import BundleError, WrongStatus
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.idmap import default_mapping, subordinate_ranges
 from pallet.runtime.launch import launch
@@ -51,6 +52,7 @@ class CreateOptions:
 
     bundle: Path
     pid_file: Path | None = None
+    console_socket: Path | None = None
     preserve_fds: int = 0
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -95,12 +97,18 @@ class Runtime:
         check_container_id(container_id)
         bundle = load_bundle(options.bundle)
         uid_mappings, gid_mappings = _id_mappings(bundle)  # refuses unmapped users before anything is made
+        if bundle.process.terminal and options.console_socket is None:
+            raise BundleError(f"{bundle.path}/config.json: process.terminal: needs --console-socket")
         directory = self.state_root.reserve(container_id)
+        console = None
         pid: int | None = None
         try:
+            if bundle.process.terminal:
+                console = connect_console_socket(str(options.console_socket))
             exec_fifo = directory / EXEC_FIFO_NAME
             os.mkfifo(exec_fifo, 0o600)
-            pid = launch(LaunchPlan(container_id, bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings))
+            pid = launch(LaunchPlan(container_id, bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings,
+                                    console.fileno() if console else None))
             start_time = process_start_time(pid)
             annotations = dict(bundle.config.annotations or {}) | options.annotations
             record = ContainerRecord(
@@ -117,6 +125,9 @@ class Runtime:
                 _kill_and_wait(pid)
             self.state_root.remove(container_id)
             raise
+        finally:
+            if console is not None:
+                console.close()
 
     def start(self, container_id: str) -> None:
         record = self.state_root.load(container_id)
