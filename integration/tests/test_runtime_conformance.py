@@ -678,3 +678,72 @@ def test_terminal_through_console_socket_agrees_with_crun(crun_argv: list[str], 
     pallet_sees = _run_with_console(pallet_argv, bundle, "console", tmp_path / "pallet.sock")
     assert "stdio-is-a-tty" in crun_sees and "33 101" in crun_sees
     assert pallet_sees == crun_sees
+
+
+# --- exec: a new process in a running container, beside crun
+
+EXEC_CASES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    # (name, exec arguments after the container ID is inserted, expect failure)
+    ("identity and capabilities", ("sh", "-c", f"id; {CAPS}; grep NoNewPrivs /proc/self/status"), False),
+    ("namespaces of the container", ("sh", "-c", "hostname; [ $$ -ne 1 ] && echo not-init; "
+                                     "cat /proc/1/cmdline | tr '\\0' ' '"), False),
+    ("mount view", ("sh", "-c", "cat /proc/self/mountinfo"), False),
+    ("environment and HOME", ("env",), False),
+    ("exit status", ("sh", "-c", "exit 5"), False),
+    ("missing executable", ("no-such-program",), True),
+)
+EXEC_OPTION_CASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("--user and --cwd", ("--user", "1000:1000", "--cwd", "/tmp"), ("sh", "-c", f"id; pwd; {CAPS}")),
+    ("--env", ("--env", "EXTRA=1", "--env", "PATH=/bin"), ("sh", "-c", "env | sort")),
+)
+
+
+def test_exec_agrees_with_crun(crun_argv: list[str], pallet_argv: list[str], tmp_path: Path) -> None:
+    row = Row("exec target", "sleep 60", _set("hostname", "exec-box"))
+    results: dict[str, list[tuple[str, int, str]]] = {}
+    for name, argv in (("crun", crun_argv), ("pallet", pallet_argv)):
+        bundle = tmp_path / "bundle"
+        make_bundle(bundle, row)
+        started = subprocess.run([*argv, "run", "--detach", "--bundle", str(bundle), "exec-target"], timeout=60,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert started.returncode == 0
+        seen = results.setdefault(name, [])
+        try:
+            cases = [(case, (), args, failure) for case, args, failure in EXEC_CASES]
+            cases += [(case, options, args, False) for case, options, args in EXEC_OPTION_CASES]
+            for case, options, args, failure in cases:
+                result = subprocess.run([*argv, "exec", *options, "exec-target", *args], capture_output=True,
+                                        text=True, timeout=60, stdin=subprocess.DEVNULL)
+                status = (result.returncode != 0) if failure else result.returncode
+                seen.append((case, int(status), "" if failure else normalise(result.stdout)))
+        finally:
+            subprocess.run([*argv, "delete", "--force", "exec-target"], capture_output=True, timeout=60)
+    for crun_case, pallet_case in zip(results["crun"], results["pallet"]):
+        assert pallet_case == crun_case
+
+
+def test_exec_process_file_and_detach(pallet_argv: list[str], tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    make_bundle(bundle, Row("exec target", "sleep 60"))
+    assert subprocess.run([*pallet_argv, "run", "--detach", "--bundle", str(bundle), "exec-more"], timeout=60,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+    try:
+        process = {"user": {"uid": 1000, "gid": 1000}, "args": ["sh", "-c", "id -u; pwd; echo $ONLY"], "cwd": "/tmp",
+                   "env": ["ONLY=this", "PATH=/bin"]}
+        (tmp_path / "process.json").write_text(json.dumps(process))
+        result = subprocess.run([*pallet_argv, "exec", "--process", str(tmp_path / "process.json"), "exec-more"],
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (0, "1000\n/tmp\nthis\n"), result.stderr
+        pid_file = tmp_path / "exec.pid"
+        with open(tmp_path / "exec.err", "w+") as errors:  # not a pipe: the detached process keeps it open
+            detached = subprocess.run([*pallet_argv, "exec", "--detach", "--pid-file", str(pid_file), "exec-more",
+                                       "sleep", "30"], stdout=subprocess.DEVNULL, stderr=errors, timeout=60,
+                                      stdin=subprocess.DEVNULL)
+        assert detached.returncode == 0, (tmp_path / "exec.err").read_text()
+        pids = json.loads(subprocess.run([*pallet_argv, "ps", "--format", "json", "exec-more"], capture_output=True,
+                                         text=True, timeout=60).stdout)
+        assert int(pid_file.read_text()) in pids
+    finally:
+        subprocess.run([*pallet_argv, "kill", "--all", "exec-more", "KILL"], capture_output=True, timeout=60)
+        subprocess.run([*pallet_argv, "delete", "--force", "exec-more"], capture_output=True, timeout=60)

@@ -20,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pallet.oci.spec.runtime import Hook, Hooks, IDMapping
+from pallet.oci.spec.runtime import Capabilities, Hook, Hooks, IDMapping, Process, User
 from pallet.runtime import kernel as k
 from pallet.runtime.bundle import Bundle, check_user_mapped, load_bundle
 from pallet.runtime.console import connect_console_socket
 from pallet.runtime.container_process import LaunchPlan
 from pallet.runtime.errors import BundleError, WrongStatus
+from pallet.runtime.exec_process import ExecPlan, start_exec
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.idmap import default_mapping, subordinate_ranges
 from pallet.runtime.launch import launch
-from pallet.runtime.processes import descendants
+from pallet.runtime.processes import container_processes
 from pallet.runtime.state import (
     EXEC_FIFO_NAME,
     ContainerRecord,
@@ -44,6 +45,44 @@ logger = logging.getLogger(__name__)
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 STOP_WAIT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """The options of ``exec``: ``process`` (a whole process object, as ``--process``) or ``args``
+    with the overrides of the config's process (env replaced, cwd, user, capabilities added)."""
+
+    args: tuple[str, ...] = ()
+    process: Process | None = None
+    env: tuple[str, ...] = ()
+    cwd: str | None = None
+    user: User | None = None
+    capabilities: tuple[str, ...] = ()
+    no_new_privileges: bool = False
+    pid_file: Path | None = None
+    preserve_fds: int = 0
+
+
+def _exec_process(config_process: Process, options: ExecOptions) -> Process:
+    if options.process is not None:
+        return options.process
+    if not options.args:
+        raise BundleError("exec: no command given")
+    # as crun: --env replaces the config's environment (runc would append)
+    update: dict[str, Any] = {"args": options.args, "terminal": False,
+                              "env": options.env or tuple(config_process.env or ())}
+    if options.cwd:
+        update["cwd"] = options.cwd
+    if options.user is not None:
+        update["user"] = options.user
+    # as crun: no_new_privs only when asked for (--process carries its own)
+    update["no_new_privileges"] = options.no_new_privileges
+    if options.capabilities:
+        sets = config_process.capabilities or Capabilities()
+        update["capabilities"] = sets.model_copy(update={
+            name: tuple(getattr(sets, name) or ()) + options.capabilities
+            for name in ("bounding", "effective", "permitted")})
+    return config_process.model_copy(update=update)
 
 
 @dataclass(frozen=True)
@@ -159,16 +198,30 @@ class Runtime:
         status = record.status()
         if status not in ("created", "running"):
             raise WrongStatus(container_id, "kill", status)
-        for pid in descendants(record.pid) if all_processes else [record.pid]:
+        for pid in container_processes(record.pid) if all_processes else [record.pid]:
             try:
                 os.kill(pid, signal_number)
             except ProcessLookupError:
                 pass
 
+    def exec(self, container_id: str, options: ExecOptions, detach: bool = False) -> int:
+        """Run a new process in the running container; its exit status (0 when ``detach``)."""
+        record = self.state_root.load(container_id)
+        status = record.status()
+        if status not in ("created", "running"):
+            raise WrongStatus(container_id, "exec in", status)
+        process = _exec_process(load_bundle(record.bundle).process, options)
+        if not detach:
+            k.prctl(k.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
+        pid = start_exec(ExecPlan(record.pid, process, options.preserve_fds))
+        if options.pid_file is not None:
+            _write_pid_file(options.pid_file, pid)
+        return 0 if detach else _wait_forwarding_signals(pid)
+
     def pids(self, container_id: str) -> list[int]:
         """The PIDs of the container's processes (host PIDs), empty when it is stopped."""
         record = self.state_root.load(container_id)
-        return descendants(record.pid) if record.status() != "stopped" else []
+        return container_processes(record.pid) if record.status() != "stopped" else []
 
     def delete(self, container_id: str, force: bool = False) -> None:
         """Remove a stopped (or created) container; ``force`` kills a running one first."""

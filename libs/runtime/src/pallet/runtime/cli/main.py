@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "kill": "send a signal to the container's init process",
     "delete": "delete a stopped container (--force: any)",
     "run": "create and start a container, and wait for it",
+    "exec": "run a new process in a running container",
     "list": "list the containers under --root",
     "ps": "list the processes of a container",
     "spec": "write a default config.json",
@@ -65,7 +66,7 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log format")
     parser.add_argument("--systemd-cgroup", action="store_true", help="accepted for runc compatibility")
     parser.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     wanted = next((arg for arg in argv if arg in COMMANDS), None)
     for name, summary in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=summary, description=summary)
@@ -96,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"pallet-runtime version {__version__}\nspec: {RUNTIME_SPEC_VERSION}")
         return 0
-    if args.command is None:
+    if args.subcommand is None:
         parser.print_help(sys.stderr)
         return EXIT_FAILURE
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="pallet-runtime: %(levelname)s: %(message)s")
     try:
-        return _command(args.command).run(args, Runtime.at(args.root))
+        return _command(args.subcommand).run(args, Runtime.at(args.root))
     except OciRuntimeError as error:
         message = str(error)
         _log(args, message)
