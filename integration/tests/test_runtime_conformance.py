@@ -244,7 +244,9 @@ def _hooks(*stages: str, failing: str | None = None) -> Callable[[Config, Path],
         for stage in stages:
             status = "1" if stage == failing else "0"
             if stage == "startContainer":
-                hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo startContainer >> /tmp/start.log; exit {status}"]}
+                # reads its stdin: crun 1.8 fails the hook when the state cannot be written (EPIPE)
+                hook = {"path": "/bin/sh", "args": ["sh", "-c", "cat > /dev/null; "
+                                                    f"echo startContainer >> /tmp/start.log; exit {status}"]}
             else:
                 hook = {"path": str(script), "args": ["hook.sh", stage, str(bundle / "hooks.log"), status]}
             hooks.setdefault(stage, []).append(hook)
@@ -339,6 +341,23 @@ ROWS: tuple[Row, ...] = (
     Row("user namespace maps", "cat /proc/self/uid_map /proc/self/gid_map; id", _user_namespace()),
     Row("user namespace, uid 1000 inside", f"id; {CAPS}", _user_namespace(1000, 1000)),
     Row("user namespace mountinfo", MOUNTINFO, _user_namespace()),
+    Row("seccomp errno for mkdir", "mkdir /tmp/a 2>&1; echo $?; grep -E '^Seccomp' /proc/self/status",
+        _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})),
+    Row("seccomp errnoRet and unknown names", "mkdir /tmp/a 2>&1; echo $?",
+        _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mkdir", "mkdirat", "no_such_syscall"],
+                                             "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]})),
+    Row("seccomp argument condition", "kill -0 1 && echo zero-ok; kill -USR1 1; echo $?",
+        _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}]})),
+    Row("seccomp kill process", "echo still-runs; mkdir /tmp/a; echo $?",
+        _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]})),
+    Row("seccomp without no_new_privs", "mkdir /tmp/a; echo $?; grep NoNewPrivs /proc/self/status",
+        _chain(_set("process.noNewPrivileges", False),
+               _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
+                                      "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))),
     Row("hooks of every stage", "cat /tmp/start.log", _hooks(*ALL_HOOKS), after="hooks.log"),
     Row("failing createRuntime hook", "echo ran", _hooks("createRuntime", "poststop", failing="createRuntime"),
         expect_failure=True),

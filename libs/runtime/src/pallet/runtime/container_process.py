@@ -31,8 +31,16 @@ from pallet.runtime.console import set_up_terminal
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.namespaces import join_paths, unshare_others
-from pallet.runtime.process_setup import environment, find_executable, set_names, set_oom_score_adj, set_rlimits, write_sysctls
+from pallet.runtime.process_setup import (
+    environment,
+    find_executable,
+    set_names,
+    set_oom_score_adj,
+    set_rlimits,
+    write_sysctls,
+)
 from pallet.runtime.rootfs import RootfsBuilder, bind_rootfs, make_readonly, make_root_readonly, mask_paths
+from pallet.runtime.seccomp import load_seccomp
 
 _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -113,6 +121,9 @@ def run_container_init(plan: LaunchPlan, to_runtime: int, from_runtime: int, fif
         os.read(fifo, 1)
         os.close(fifo)
         run_hooks(hooks_of(plan.bundle.config.hooks, "start_container"), dict(state, status="created"))
+        linux = plan.bundle.config.linux
+        if linux is not None and linux.seccomp is not None and plan.bundle.process.no_new_privileges:
+            load_seccomp(linux.seccomp)  # as late as can be: the filter applies to the program only
     except BaseException as error:  # noqa: BLE001 - after ready, errors go to the container's stderr
         _fail_after_ready(error, 1)
     try:
@@ -172,6 +183,9 @@ def _set_up(plan: LaunchPlan, host_null: int, to_runtime: int, from_runtime: int
     set_rlimits(process.rlimits or ())
     assert process.args
     executable = find_executable(process.args[0], process.env or ())
+    seccomp = linux.seccomp if linux else None
+    if seccomp is not None and not process.no_new_privileges:
+        load_seccomp(seccomp)  # without no_new_privs, loading needs CAP_SYS_ADMIN: before the drop
     apply_capabilities(process.capabilities, process.user)
     if process.no_new_privileges:
         k.prctl(k.PR_SET_NO_NEW_PRIVS, 1, what="prctl PR_SET_NO_NEW_PRIVS")

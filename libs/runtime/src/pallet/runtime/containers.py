@@ -210,10 +210,12 @@ class Runtime:
         status = record.status()
         if status not in ("created", "running"):
             raise WrongStatus(container_id, "exec in", status)
-        process = _exec_process(load_bundle(record.bundle).process, options)
+        bundle = load_bundle(record.bundle)
+        process = _exec_process(bundle.process, options)
         if not detach:
             k.prctl(k.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
-        pid = start_exec(ExecPlan(record.pid, process, options.preserve_fds))
+        seccomp = bundle.config.linux.seccomp if bundle.config.linux else None
+        pid = start_exec(ExecPlan(record.pid, process, options.preserve_fds, seccomp))
         if options.pid_file is not None:
             _write_pid_file(options.pid_file, pid)
         return 0 if detach else _wait_forwarding_signals(pid)

@@ -17,13 +17,14 @@ import signal
 from dataclasses import dataclass
 from typing import NoReturn
 
-from pallet.oci.spec.runtime import Process
+from pallet.oci.spec.runtime import Process, Seccomp
 from pallet.runtime import kernel as k
 from pallet.runtime import sync
 from pallet.runtime.capabilities import apply_capabilities
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.namespaces import NAMESPACE_FLAGS
 from pallet.runtime.process_setup import environment, find_executable, set_rlimits
+from pallet.runtime.seccomp import load_seccomp
 
 # /proc/<pid>/ns names, in the order they are joined (user first, mount last but one: pid applies to children)
 _NS_FILES = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("cgroup", "cgroup"),
@@ -36,6 +37,7 @@ class ExecPlan:
     init_pid: int
     process: Process
     preserve_fds: int = 0
+    seccomp: Seccomp | None = None
 
 
 def start_exec(plan: ExecPlan) -> int:
@@ -103,6 +105,8 @@ def _exec_in_container(plan: ExecPlan, to_runtime: int) -> NoReturn:
         env = environment(process.env or (), process.user.uid)
         executable = find_executable(process.args[0], process.env or ())
         set_rlimits(process.rlimits or ())
+        if plan.seccomp is not None and not process.no_new_privileges:
+            load_seccomp(plan.seccomp)  # needs CAP_SYS_ADMIN without no_new_privs
         apply_capabilities(process.capabilities, process.user)
         if process.no_new_privileges:
             k.prctl(k.PR_SET_NO_NEW_PRIVS, 1, what="prctl PR_SET_NO_NEW_PRIVS")
@@ -117,6 +121,8 @@ def _exec_in_container(plan: ExecPlan, to_runtime: int) -> NoReturn:
         for number in _RESET_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if plan.seccomp is not None and process.no_new_privileges:
+            load_seccomp(plan.seccomp)
         os.execve(executable, list(process.args), env)
     except BaseException as error:  # noqa: BLE001
         try:
