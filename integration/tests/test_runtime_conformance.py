@@ -254,6 +254,33 @@ def _hooks(*stages: str, failing: str | None = None) -> Callable[[Config, Path],
     return change
 
 
+CGROUP_HOOK = """#!/bin/busybox sh
+state=$(/bin/busybox cat)
+pid=$(echo "$state" | /bin/busybox grep -o '"pid": *[0-9]*' | /bin/busybox grep -o '[0-9]*$')
+for pair in memory:memory.limit_in_bytes memory:memory.soft_limit_in_bytes pids:pids.max cpu:cpu.shares \\
+            cpu:cpu.cfs_quota_us devices:devices.list; do
+    controller=${pair%%:*}
+    path=$(/bin/busybox grep ":$controller:" /proc/$pid/cgroup | /bin/busybox cut -d: -f3)
+    # pallet-runtime also allows, as runc does, the terminal and tun devices crun 1.8 leaves out
+    echo "${pair#*:}=$(/bin/busybox cat /sys/fs/cgroup/$controller$path/${pair#*:} \\
+        | /bin/busybox grep -v -E '^c (5:1|5:2|136:\\*|10:200) rwm$' | /bin/busybox tr '\\n' ' ')" >> "$1"
+done
+"""
+
+
+def _cgroup_limits(resources: dict[str, Any], cgroups_path: str | None = None) -> Callable[[Config, Path], None]:
+    """``resources``, and a createRuntime hook that logs what the host's cgroup files say."""
+    def change(config: Config, bundle: Path) -> None:
+        config["linux"]["resources"] = resources
+        if cgroups_path:
+            config["linux"]["cgroupsPath"] = cgroups_path
+        script = bundle / "cgroup-hook.sh"
+        script.write_text(CGROUP_HOOK)
+        script.chmod(0o755)
+        config["hooks"] = {"createRuntime": [{"path": str(script), "args": ["cgroup-hook.sh", str(bundle / "cgroup.log")]}]}
+    return change
+
+
 ALL_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 MOUNTINFO = "cat /proc/self/mountinfo"
 CAPS = "grep -E '^Cap' /proc/self/status"
@@ -358,6 +385,14 @@ ROWS: tuple[Row, ...] = (
         _chain(_set("process.noNewPrivileges", False),
                _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
                                       "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))),
+    Row("cgroup membership", "cat /proc/self/cgroup"),
+    Row("cgroup namespace", "cat /proc/self/cgroup", _with_namespace("cgroup")),
+    Row("cgroup limits", "echo ran", _cgroup_limits({
+        "memory": {"limit": 67108864, "reservation": 33554432}, "pids": {"limit": 64},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+        "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229,
+                                                         "access": "rw"}]}), after="cgroup.log"),
+    Row("cgroups path", "cat /proc/self/cgroup", _set("linux.cgroupsPath", "/pallet-conformance/nested")),  # see below
     Row("hooks of every stage", "cat /tmp/start.log", _hooks(*ALL_HOOKS), after="hooks.log"),
     Row("failing createRuntime hook", "echo ran", _hooks("createRuntime", "poststop", failing="createRuntime"),
         expect_failure=True),
@@ -400,6 +435,8 @@ def test_pallet_runtime_agrees_with_crun(crun_argv: list[str], pallet_argv: list
             disagreements.append(f"{row.name}:\n--- crun (exit {crun_sees.status}):\n{crun_sees.stdout}\n{crun_sees.stderr}"
                                  f"--- pallet-runtime (exit {pallet_sees.status}):\n{pallet_sees.stdout}\n{pallet_sees.stderr}")
     shutil.rmtree(bundle, ignore_errors=True)
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{NESTED_CGROUP_PARENT}"):  # both runtimes leave the parent
+        parent.rmdir()
     with capsys.disabled():
         print("\n" + _render(table))
     assert not disagreements, "\n\n".join(disagreements)
@@ -423,7 +460,9 @@ def _render(table: list[tuple[str, str, str, str]]) -> str:
 # rows whose behaviour needs privileges a rootless runtime does not have; both runtimes must refuse them
 ROOTLESS_REFUSED = frozenset({"join the host network by path"})
 # rows that do not apply: mknod is root's (a rootless /dev binds the host's nodes: covered by "devices in /dev")
-ROOTLESS_SKIPPED = frozenset({"extra device node"})
+# and cgroups: v1 cannot be delegated, so crun fails to make an explicit cgroupsPath, pallet-runtime leaves it alone
+ROOTLESS_SKIPPED = frozenset({"extra device node", "cgroups path"})
+NESTED_CGROUP_PARENT = "pallet-conformance"
 
 
 @pytest.mark.rootless
@@ -525,6 +564,7 @@ def _leftovers(state_root: Path, container_id: str, bundle: Path) -> list[str]:
         found.append(f"state directory {state_root / container_id}")
     if str(bundle) in Path("/proc/self/mountinfo").read_text():
         found.append("a mount under the bundle")
+    found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob(f"*/{container_id}")]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue

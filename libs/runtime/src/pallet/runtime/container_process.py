@@ -27,6 +27,7 @@ from pallet.runtime import kernel as k
 from pallet.runtime import sync
 from pallet.runtime.bundle import Bundle
 from pallet.runtime.capabilities import apply_capabilities
+from pallet.runtime.cgroups import Cgroup
 from pallet.runtime.console import set_up_terminal
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.hooks import hooks_of, run_hooks
@@ -57,6 +58,7 @@ class LaunchPlan:
     uid_mappings: tuple[IDMapping, ...]
     gid_mappings: tuple[IDMapping, ...]
     console_fd: int | None = None  # a connection to the console socket, for process.terminal
+    cgroup: Cgroup | None = None
 
 
 def _fail(to_runtime: int, error: BaseException) -> NoReturn:
@@ -73,11 +75,14 @@ def run_intermediate(plan: LaunchPlan, to_runtime: int, from_runtime: int) -> No
         linux = plan.bundle.config.linux
         namespaces = (linux.namespaces if linux else None) or ()
         join_paths(namespaces)
-        if plan.bundle.new_user_namespace():
+        new_user_namespace = plan.bundle.new_user_namespace()
+        if new_user_namespace:
             k.unshare(k.CLONE_NEWUSER)
-            sync.send(to_runtime, userns=True)
-            if sync.receive_line(from_runtime) != b"ok":
-                os._exit(1)
+        # the runtime writes the ID maps and moves this process into the container's cgroup
+        # (before the cgroup namespace is made, so that it is that namespace's root)
+        sync.send(to_runtime, joined=True, userns=new_user_namespace)
+        if sync.receive_line(from_runtime) != b"ok":
+            os._exit(1)
         unshare_others(namespaces)
         pid = os.fork()
         if pid == 0:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pallet.oci.spec.runtime import Capabilities, Hook, Hooks, IDMapping, Process, User
 from pallet.runtime import kernel as k
+from pallet.runtime.cgroups import Cgroup, v1_hierarchies
 from pallet.runtime.bundle import Bundle, check_user_mapped, load_bundle
 from pallet.runtime.console import connect_console_socket
 from pallet.runtime.container_process import LaunchPlan
@@ -106,6 +107,14 @@ def _write_pid_file(path: Path, pid: int) -> None:
     os.replace(temporary, path)
 
 
+def _cgroup(bundle: Bundle, container_id: str) -> Cgroup | None:
+    """The container's cgroup: as root, under the v1 hierarchies (none without root or v1)."""
+    if os.geteuid() != 0:
+        return None
+    cgroup = Cgroup.for_container(bundle.config.linux.cgroups_path if bundle.config.linux else None, container_id)
+    return cgroup if cgroup.hierarchies else None
+
+
 def _id_mappings(bundle: Bundle) -> tuple[tuple[IDMapping, ...], tuple[IDMapping, ...]]:
     """The uid and gid maps of a new user namespace: the config's, else the default (see
     :func:`~pallet.runtime.idmap.default_mapping`); the process user must be mapped."""
@@ -141,19 +150,21 @@ class Runtime:
         directory = self.state_root.reserve(container_id)
         console = None
         pid: int | None = None
+        cgroup = _cgroup(bundle, container_id)
         try:
             if bundle.process.terminal:
                 console = connect_console_socket(str(options.console_socket))
             exec_fifo = directory / EXEC_FIFO_NAME
             os.mkfifo(exec_fifo, 0o600)
             pid = launch(LaunchPlan(container_id, bundle, exec_fifo, options.preserve_fds, uid_mappings, gid_mappings,
-                                    console.fileno() if console else None))
+                                    console.fileno() if console else None, cgroup))
             start_time = process_start_time(pid)
             annotations = dict(bundle.config.annotations or {}) | options.annotations
             record = ContainerRecord(
                 container_id, pid, start_time or 0, str(bundle.path), str(bundle.rootfs), _now(),
                 owner_name(os.geteuid()), annotations,
-                bundle.config.hooks.to_json_dict() if bundle.config.hooks else {}, directory,
+                bundle.config.hooks.to_json_dict() if bundle.config.hooks else {}, cgroup.path if cgroup else "",
+                directory,
             )
             self.state_root.write(record)
             if options.pid_file is not None:
@@ -162,6 +173,8 @@ class Runtime:
         except BaseException:
             if pid is not None:
                 _kill_and_wait(pid)
+            if cgroup is not None:
+                cgroup.remove()
             self.state_root.remove(container_id)
             raise
         finally:
@@ -233,6 +246,8 @@ class Runtime:
             raise WrongStatus(container_id, "delete", status)
         if status != "stopped":
             _kill_and_wait(record.pid)
+        if record.cgroup_path:
+            Cgroup(record.cgroup_path, v1_hierarchies()).remove()
         self.state_root.remove(container_id)
         self._warn(run_hooks(_hooks(record, "poststop"), record.spec_state("stopped"), warn_only=True))
 

@@ -75,8 +75,13 @@ def _handle(message: dict[str, Any] | None, plan: LaunchPlan, intermediate: int,
         raise ContainerSetupFailed("the container process exited while it was being set up")
     if "error" in message:
         raise ContainerSetupFailed(str(message["error"]))
-    if message.get("userns"):
-        write_id_maps(intermediate, plan.uid_mappings, plan.gid_mappings)
+    if message.get("joined"):
+        if message.get("userns"):
+            write_id_maps(intermediate, plan.uid_mappings, plan.gid_mappings)
+        if plan.cgroup is not None:
+            plan.cgroup.create_and_enter(intermediate)
+            linux = plan.bundle.config.linux
+            plan.cgroup.apply(linux.resources if linux else None)
         os.write(to_child, b"ok\n")
     if "pid" in message:
         return int(message["pid"])

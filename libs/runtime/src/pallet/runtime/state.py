@@ -82,6 +82,7 @@ class ContainerRecord:
     owner: str
     annotations: dict[str, str] = field(default_factory=dict)
     hooks: dict[str, Any] = field(default_factory=dict)  # the config's hooks object (JSON), for start and delete
+    cgroup_path: str = ""  # under each cgroup v1 hierarchy; empty: no cgroup
     directory: Path = field(default=Path(), compare=False)
 
     @property
