@@ -127,5 +127,7 @@ def _add_rules(context: int, syscall: Syscall, default: int) -> None:
             continue  # a syscall this architecture or this libseccomp does not have
         for conditions in _conditions(syscall):
             array = (_ArgCmp * max(1, len(conditions)))(*conditions)
-            _check(_libseccomp.seccomp_rule_add_array(context, action, number, len(conditions), array),
-                   f"rule for {name}")
+            result = _libseccomp.seccomp_rule_add_array(context, action, number, len(conditions), array)
+            if result == -errno_codes.EEXIST:
+                continue  # the same rule is there already (podman's profile repeats some)
+            _check(result, f"rule for {name}")
