@@ -18,11 +18,13 @@ import json
 import logging
 import sys
 import traceback
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pallet.runtime import __version__
-from pallet.runtime.containers import Runtime
 from pallet.runtime.errors import OciRuntimeError
+
+if TYPE_CHECKING:  # the runtime (pydantic, the spec models) loads only when a command runs
+    from pallet.runtime.containers import Runtime
 
 RUNTIME_SPEC_VERSION = "1.1.0"
 EXIT_FAILURE = 1
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="pallet-runtime: %(levelname)s: %(message)s")
     try:
+        from pallet.runtime.containers import Runtime
+
         return _command(args.subcommand).run(args, Runtime.at(args.root))
     except OciRuntimeError as error:
         message = str(error)
