@@ -30,6 +30,7 @@ from pallet_testing.bundles import (
     user_namespace,
     write_bundle,
 )
+from pallet_testing.users import RootlessUser
 
 pytestmark = [
     pytest.mark.interop,
@@ -352,3 +353,63 @@ def test_exec_process_file_and_detach(pallet_argv: list[str], tmp_path: Path) ->
     finally:
         subprocess.run([*pallet_argv, "kill", "--all", "exec-more", "KILL"], capture_output=True, timeout=60)
         subprocess.run([*pallet_argv, "delete", "--force", "exec-more"], capture_output=True, timeout=60)
+
+
+# --- a rootless mapping outside the user's subordinate IDs: newuidmap refuses it
+
+@pytest.mark.rootless
+def test_rootless_mapping_outside_the_subordinate_ids_is_one_error(rootless_user: RootlessUser,
+                                                                   rootless_tmp_path: Path) -> None:
+    bundle = rootless_tmp_path / "bundle"
+    owner = (rootless_user.uid, rootless_user.gid)
+
+    def foreign_range(config: Config, path: Path) -> None:
+        own = {"containerID": 0, "hostID": rootless_user.uid, "size": 1}
+        config["linux"]["uidMappings"] = [own, {"containerID": 1, "hostID": 5000000, "size": 1000}]
+        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": rootless_user.gid, "size": 1}]
+
+    write_bundle(bundle, "id", foreign_range, owner)
+    state_root = rootless_tmp_path / "state"
+    result = rootless_user.run([str(PALLET_RUNTIME), "--root", str(state_root), "run", "--bundle", str(bundle), "bad"])
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("pallet-runtime: linux.uidMappings: newuidmap refused")
+    assert not (state_root / "bad").exists()
+    leftovers = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                 and str(state_root).encode() in _cmdline(entry)]
+    assert leftovers == []
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+# --- --preserve-fds: descriptors 3.. reach the container as they do under crun
+
+def test_preserve_fds_agrees_with_crun(crun_argv: list[str], pallet_argv: list[str], tmp_path: Path) -> None:
+    seen = []
+    for argv in (crun_argv, pallet_argv):
+        bundle = tmp_path / "bundle"
+        write_bundle(bundle, "cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '")
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"through fd 3\n")
+        os.close(write_end)
+        extra = os.open(os.devnull, os.O_RDONLY)
+
+        def as_fds_3_and_4(read_end: int = read_end, extra: int = extra) -> None:
+            os.dup2(read_end, 3)
+            os.dup2(extra, 4)  # not preserved: must not reach the container
+
+        try:
+            result = subprocess.run([*argv, "run", "--preserve-fds", "1", "--bundle", str(bundle), "fds"],
+                                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                                    pass_fds=(3, 4), preexec_fn=as_fds_3_and_4)
+        finally:
+            os.close(read_end)
+            os.close(extra)
+        seen.append((result.returncode, result.stdout, result.stderr))
+    assert seen[0][0] == 0 and "through fd 3" in seen[0][1], seen
+    assert seen[1][:2] == seen[0][:2], seen
