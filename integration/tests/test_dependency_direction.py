@@ -54,7 +54,7 @@ def test_the_tree_keeps_the_direction(source_copy: Path) -> None:
     [
         ("libs/oci/src/pallet/oci/digest.py", "pallet.storage"),  # oci imports no other lib
         ("libs/storage/src/pallet/storage/__init__.py", "pallet.runtime"),  # storage and runtime are siblings
-        ("libs/runtime/src/pallet/runtime/cli.py", "pallet.transfer"),  # a lib never imports a tool
+        ("libs/runtime/src/pallet/runtime/cli/main.py", "pallet.transfer"),  # a lib never imports a tool
         ("tools/run/src/pallet/run/cli/app.py", "pallet.build"),  # tools never import each other
     ],
 )

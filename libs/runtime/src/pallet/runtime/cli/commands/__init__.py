@@ -1,0 +1,1 @@
+"""One module per subcommand of pallet-runtime: ``add_arguments(parser)`` and ``run(args, runtime)``."""
