@@ -237,3 +237,17 @@ def faulty_proxy() -> Iterator[Callable[[RegistryServer], FaultyProxy]]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """At the very end of a run: end the pause processes rootless podman left for the test user.
+
+    Rootless podman keeps a ``catatonit -P`` holding its user namespace, and
+    one started by a test whose private directories are gone outlives the run.
+    Under xdist only the controller does this, after every worker is done.
+    """
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return
+    from pallet_testing.users import USER_NAME
+
+    subprocess.run(["pkill", "-KILL", "-u", USER_NAME, "-x", "catatonit"], capture_output=True, check=False)
