@@ -9,6 +9,10 @@ operations and the barrier files. Worker INDEX is ours (pallet.oci's
 copy_image into the containers-storage transport, pallet.storage's Store
 for the rest), or podman's when the plan gives it the ``podman`` path.
 
+An ``rm`` or ``mount`` planned while the worker has no container of its
+own becomes a ``create``, an ``unmount`` with nothing of its own mounted a
+``mount`` (so every operation works on the store; ``planned`` in the log).
+
 The worker writes ``ready-INDEX``, waits for the ``go`` file, runs its
 operations and writes ``log-INDEX.json``: one entry per operation (kind,
 arguments, outcome ``ok``/``refused``/``failed``, the error, times).
@@ -198,7 +202,14 @@ def main() -> int:
         kind, image = op["kind"], images[op["image"]]
         tag = tags[op["tag"]]
         target = image["id"] if op["by_id"] else image["name"]
-        entry: dict[str, Any] = {"n": number, "kind": kind, "started": time.time()}
+        entry: dict[str, Any] = {"n": number, "kind": kind}
+        if kind == "unmount" and not mounted:  # nothing of mine to work on: a store operation instead
+            kind = "mount"
+        if kind in ("rm", "mount") and not mine:
+            kind = "create"
+        if kind != entry["kind"]:
+            entry["planned"], entry["kind"] = entry["kind"], kind
+        entry["started"] = time.time()
         try:
             if kind == "pull":
                 entry["args"] = [image["name"]]
@@ -220,23 +231,17 @@ def main() -> int:
                 doer.create(target, name)
                 mine.append(name)
             elif kind == "rm":
-                if not mine:
-                    raise Refused("no container of mine to remove")
                 name = mine[int(op["pick"] * len(mine))]
                 entry["args"] = [name]
                 doer.rm(name)
                 mine.remove(name)
                 mounted[:] = [item for item in mounted if item != name]
             elif kind == "mount":
-                if not mine:
-                    raise Refused("no container of mine to mount")
                 name = mine[int(op["pick"] * len(mine))]
                 entry["args"] = [name]
                 entry["path"] = doer.mount(name)
                 mounted.append(name)
             elif kind == "unmount":
-                if not mounted:
-                    raise Refused("nothing of mine mounted")
                 name = mounted[int(op["pick"] * len(mounted))]
                 entry["args"] = [name]
                 doer.unmount(name)

@@ -294,10 +294,13 @@ def test_eight_processes_on_one_store(shared_store: SharedStore, test_images: An
     assert failed == [], f"{where}: operations failed:\n" + "\n".join(failed) + "\n\nall operations:\n" + _describe(logs)
     outcomes = Counter(f"{entry['kind']}:{entry['outcome']}" for entry in entries)
     podman_outcomes = Counter(f"{e['kind']}:{e['outcome']}" for e in logs[OURS]["log"])
+    ours_until = max(e["ended"] for log in logs[:OURS] for e in log["log"])
+    overlapping = sum(1 for e in logs[OURS]["log"] if e["started"] < ours_until)
     try:
         found = _check_store(shared_store, where)
     except AssertionError as error:
         raise AssertionError(f"{error}\n\nall operations:\n{_describe(logs)}") from None
     print(f"{where}: {OPERATIONS} operations in {elapsed:.1f}s; outcomes {dict(sorted(outcomes.items()))}; "
-          f"podman's {dict(sorted(podman_outcomes.items()))}; store afterwards {found}")
+          f"podman's {dict(sorted(podman_outcomes.items()))} ({overlapping} started while ours ran); "
+          f"store afterwards {found}")
     _empty_the_store(shared_store, where)
