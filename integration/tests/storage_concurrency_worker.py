@@ -39,10 +39,11 @@ WEIGHTS = (4, 3, 2, 3, 3, 2, 2, 2)
 # podman's messages for the refusals our lib raises as NotFound / InUse / DuplicateName. "layer not known"
 # is c/image 5.23's own race: its commit finds the layers in one store call and creates the image in
 # another, with no lock held between them, so another process's rmi can delete the chain in between
-# (podman against podman does the same). "please force removal": podman refuses rmi by ID of an image
-# with more than one name.
+# (podman against podman does the same); "identifier is not a layer, image, or container" the same race
+# when the image was there at CreateImage (ErrDuplicateID) and gone when its big data is saved.
+# "please force removal": podman refuses rmi by ID of an image with more than one name.
 PODMAN_REFUSALS = ("image not known", "tag not known", "in use", "no such container", "no container with name",
-                   "layer not known", "please force removal")
+                   "layer not known", "identifier is not a layer, image, or container", "please force removal")
 
 
 def plan_operations(seed: int, index: int, count: int, images: int, tags: int) -> list[dict[str, Any]]:
