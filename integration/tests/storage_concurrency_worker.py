@@ -5,7 +5,8 @@
 PLAN.json (written by the test) names the store (driver, graph root, run
 root), the source images (OCI layouts, the name each is pulled to, its
 image ID), the extra tag names, the seed, each worker's number of
-operations and the barrier files. Worker INDEX is ours (pallet.oci's
+operations, the barrier files and the mean pause of our workers between
+operations (podman's commands are slower: ours are spread over its run). Worker INDEX is ours (pallet.oci's
 copy_image into the containers-storage transport, pallet.storage's Store
 for the rest), or podman's when the plan gives it the ``podman`` path.
 
@@ -199,7 +200,10 @@ def main() -> int:
     created = 0
     log: list[dict[str, Any]] = []
     failed = False
+    pace = random.Random(f"{plan['seed']}/{index}/pace")
     for number, op in enumerate(ops):
+        if not is_podman and number:  # spread over podman's (slower) run, so that the two interleave
+            time.sleep(pace.uniform(0, 2 * plan["pause"]))
         kind, image = op["kind"], images[op["image"]]
         tag = tags[op["tag"]]
         target = image["id"] if op["by_id"] else image["name"]

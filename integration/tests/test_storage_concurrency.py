@@ -24,7 +24,8 @@ Then everything is unmounted and removed (podman's containers by podman,
 ours and the images by us), and the store must be empty with no mount left.
 
 The seed is printed; PALLET_CONCURRENCY_SEED=N replays the same operation
-lists (the interleaving is the scheduler's).
+lists (the interleaving is the scheduler's). PALLET_CONCURRENCY_OPERATIONS=N
+runs N operations instead of 200 (a longer soak).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from pallet_testing import images
 pytestmark = pytest.mark.interop
 
 WORKER = Path(__file__).with_name("storage_concurrency_worker.py")
-OPERATIONS = 200
+OPERATIONS = int(os.environ.get("PALLET_CONCURRENCY_OPERATIONS") or 200)  # more for a longer soak
 OURS = 7
 TAGS = [f"localhost/cc/tag{j}:latest" for j in range(6)]
 
@@ -285,6 +286,10 @@ def test_eight_processes_on_one_store(shared_store: SharedStore, test_images: An
             "podman": shared_store.podman_path, "images": sources, "tags": TAGS, "barrier": str(barrier),
             "workers": [{"podman": index == OURS, "operations": count} for index, count in enumerate(per_worker)]}
     shared_store.open()  # the layout made once, before the race
+    started = time.monotonic()
+    shared_store.podman("images")  # podman's database made before the race; its command time measured
+    podman_run = 3 * (time.monotonic() - started) * per_worker[OURS]  # a pull or create takes ~3 listings
+    plan["pause"] = max(0.0, podman_run / max(per_worker[:OURS]) - 0.05)  # minus our own time per operation
     logs, elapsed = _run_workers(shared_store, plan)
 
     entries = [entry for log in logs for entry in log["log"]]
