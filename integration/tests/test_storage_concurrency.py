@@ -90,6 +90,7 @@ class SharedStore:
         return self.top / "run"
 
     def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert self.podman_path is not None
         argv = [self.podman_path, "--root", str(self.root), "--runroot", str(self.run), "--tmpdir",
                 str(self.run / "libpod"), "--storage-driver", self.driver, *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
