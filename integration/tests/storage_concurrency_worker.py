@@ -14,6 +14,9 @@ An ``rm`` or ``mount`` planned while the worker has no container of its
 own becomes a ``create``, an ``unmount`` with nothing of its own mounted a
 ``mount`` (so every operation works on the store; ``planned`` in the log).
 
+After each successful operation, a worker of ours checks under the read
+locks that every image's layer chain and every container's layer exist.
+
 The worker writes ``ready-INDEX``, waits for the ``go`` file, runs its
 operations and writes ``log-INDEX.json``: one entry per operation (kind,
 arguments, outcome ``ok``/``refused``/``failed``, the error, times).
@@ -128,6 +131,18 @@ class Ours:
             with self.store.writing() as view:
                 view.delete_container(name)
         self.call(run)
+
+    def check(self) -> None:
+        """What must hold whenever the read locks are held: every image's layer chain and every container's
+        layer are there, and each layer's parent (raises AssertionError: the worker fails)."""
+        with self.store.reading() as view:
+            layers = {layer.id: layer for layer in view.layers()}
+            for layer in layers.values():
+                assert not layer.parent or layer.parent in layers, f"layer {layer.id}: parent {layer.parent} missing"
+            for image in view.images():
+                assert not image.top_layer or image.top_layer in layers, f"image {image.id}: no layer {image.top_layer}"
+            for container in view.containers():
+                assert container.layer in layers, f"container {container.names}: no layer {container.layer}"
 
     def mount(self, name: str) -> str:
         return str(self.call(self.store.mount, name))
@@ -252,6 +267,8 @@ def main() -> int:
                 doer.unmount(name)
                 mounted.remove(name)
             entry["outcome"] = "ok"
+            if isinstance(doer, Ours):
+                doer.check()
         except Refused as refusal:
             entry["outcome"], entry["error"] = "refused", str(refusal)
         except Exception as error:  # noqa: BLE001 - logged; the test fails on it
