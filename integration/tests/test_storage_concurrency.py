@@ -224,6 +224,7 @@ def _check_store(store: SharedStore, where: str) -> dict[str, int]:
     if driver == "overlay":
         dirs = {p.name for p in (root / "overlay").iterdir() if p.is_dir() and p.name != "l"}
         for layer_id in by_id:
+            assert (root / "overlay" / layer_id / "link").is_file(), f"{where}: layer {layer_id}: no link file"
             link = (root / "overlay" / layer_id / "link").read_text()
             assert (root / "overlay" / "l" / link).resolve() == (root / "overlay" / layer_id / "diff"), \
                 f"{where}: layer {layer_id}: l/{link} does not lead to its diff"
