@@ -14,6 +14,10 @@ An ``rm`` or ``mount`` planned while the worker has no container of its
 own becomes a ``create``, an ``unmount`` with nothing of its own mounted a
 ``mount`` (so every operation works on the store; ``planned`` in the log).
 
+A fifth of our mounts are of another worker's container (podman's too):
+mount counts shared across processes and tools; unmounting one that its
+owner removed meanwhile is a refusal.
+
 After each successful operation, a worker of ours checks under the read
 locks that every image's layer chain and every container's layer exist.
 
@@ -144,6 +148,10 @@ class Ours:
             for container in view.containers():
                 assert container.layer in layers, f"container {container.names}: no layer {container.layer}"
 
+    def foreign_containers(self, mine: list[str]) -> list[str]:
+        """The names of the other workers' containers (podman's too), sorted."""
+        return sorted(name for container in self.store.containers() for name in container.names if name not in mine)
+
     def mount(self, name: str) -> str:
         return str(self.call(self.store.mount, name))
 
@@ -184,6 +192,10 @@ class Podman:
 
     def rm(self, name: str) -> None:
         self.run("rm", name)
+
+    def foreign_containers(self, mine: list[str]) -> list[str]:
+        """None: podman mounts only its own containers (ours are not in its database)."""
+        return []
 
     def mount(self, name: str) -> str:
         return self.run("mount", name).strip()
@@ -257,7 +269,8 @@ def main() -> int:
                 mine.remove(name)
                 mounted[:] = [item for item in mounted if item != name]
             elif kind == "mount":
-                name = mine[int(op["pick"] * len(mine))]
+                foreign = doer.foreign_containers(mine) if op["name_too"] else []
+                name = foreign[int(op["pick"] * len(foreign))] if foreign else mine[int(op["pick"] * len(mine))]
                 entry["args"] = [name]
                 entry["path"] = doer.mount(name)
                 mounted.append(name)
