@@ -31,9 +31,11 @@ worker exits 1 after writing the log.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -221,6 +223,8 @@ def main() -> int:
             return 2
         time.sleep(0.005)
 
+    progress = base / f"progress-{index}.jsonl"
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for the stacks of a hung worker
     prefix = "pm" if is_podman else f"w{index}"
     mine: list[str] = []       # my containers
     mounted: list[str] = []    # one entry per mount of mine not yet undone
@@ -242,6 +246,8 @@ def main() -> int:
         if kind != entry["kind"]:
             entry["planned"], entry["kind"] = entry["kind"], kind
         entry["started"] = time.time()
+        with progress.open("a") as out:  # where a hung worker is: the test shows this file's last line
+            out.write(json.dumps({"n": number, "kind": kind, "started": entry["started"]}) + "\n")
         try:
             if kind == "pull":
                 entry["args"] = [image["name"]]

@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -151,8 +152,24 @@ def _run_workers(store: SharedStore, plan: dict[str, Any]) -> tuple[list[dict[st
             time.sleep(0.01)
         started = time.monotonic()
         (barrier / "go").touch()
-        outputs = [proc.communicate(timeout=150)[0] for proc in procs]
+        limit = started + 60 + OPERATIONS * (0.3 + plan["pause"])
+        while time.monotonic() < limit and any(proc.poll() is None for proc in procs):
+            time.sleep(0.05)
+        hung = [index for index, proc in enumerate(procs) if proc.poll() is None]
+        for index in hung:
+            os.kill(procs[index].pid, signal.SIGUSR1)  # faulthandler: the worker's stacks on its output
+        if hung:
+            time.sleep(1)
+            for index in hung:
+                procs[index].kill()
+        outputs = [proc.communicate()[0] for proc in procs]
         elapsed = time.monotonic() - started
+        if hung:
+            report = []
+            for index in hung:
+                progress = (barrier / f"progress-{index}.jsonl").read_text().splitlines()
+                report.append(f"worker {index} hung in {progress[-1] if progress else 'its start'}:\n{outputs[index]}")
+            pytest.fail(f"seed={plan['seed']}: workers still running after {elapsed:.0f}s:\n" + "\n".join(report))
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -302,10 +319,11 @@ def test_eight_processes_on_one_store(shared_store: SharedStore, test_images: An
             "workers": [{"podman": index == podman_index, "operations": count} for index, count in enumerate(per_worker)]}
     shared_store.open()  # the layout made once, before the race
     if podman_index is not None:
+        shared_store.podman("images")  # podman's database made before the race
         started = time.monotonic()
-        shared_store.podman("images")  # podman's database made before the race; its command time measured
-        podman_run = 3 * (time.monotonic() - started) * per_worker[podman_index]  # a pull or create: ~3 listings
-        plan["pause"] = max(0.0, podman_run / max(per_worker[:OURS]) - 0.05)  # minus our own time per operation
+        shared_store.podman("images")  # a command's time, measured
+        podman_run = 6 * (time.monotonic() - started) * per_worker[podman_index]  # a pull or create: ~6 listings
+        plan["pause"] = min(0.3, max(0.0, podman_run / max(per_worker[:OURS]) - 0.05))  # minus our own op's time
     logs, elapsed = _run_workers(shared_store, plan)
 
     entries = [entry for log in logs for entry in log["log"]]
