@@ -15,7 +15,8 @@ else fails the test.
 Afterwards, before anything else touches the store:
 
 - every JSON file of the store parses, and ``podman images`` succeeds;
-- every image's layer chain is in layers.json, every container's layer and
+- every image's layer chain is in layers.json (with its config's diff_ids,
+  in order), every container's layer and
   image too; no layer is orphaned (each is an image's top layer, a
   container's layer, or a parent of one); no layer is flagged;
 - each layer has its directory (overlay: and its ``l/`` link), and no layer
@@ -227,8 +228,15 @@ def _check_store(store: SharedStore, where: str) -> dict[str, int]:
         return out
 
     reachable: set[str] = set()
+    with store.open().reading() as view:
+        configs = {image["id"]: json.loads(view.image_big_data(image["id"], "sha256:" + image["id"]))
+                   for image in images_}
     for image in images_:
-        reachable.update(chain(image.get("layer", ""), f"image {image['id']} {image.get('names')}"))
+        layer_chain = chain(image.get("layer", ""), f"image {image['id']} {image.get('names')}")
+        reachable.update(layer_chain)
+        diff_ids = [by_id[layer_id].get("diff-digest") for layer_id in reversed(layer_chain)]
+        assert diff_ids == configs[image["id"]]["rootfs"]["diff_ids"], \
+            f"{where}: image {image['id']}: its layers' diffs are not its config's diff_ids"
         assert (root / f"{driver}-images" / image["id"] / "manifest").exists(), f"{where}: image {image['id']}: no manifest"
     image_ids = {image["id"] for image in images_}
     for container in containers:
