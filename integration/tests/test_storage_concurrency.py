@@ -9,23 +9,27 @@ gives it (``localhost/<layout path>:latest``). 8 worker processes
 (``storage_concurrency_worker.py``), started together behind a barrier, do
 200 operations in all: pull, tag, untag, remove image, create and remove
 container, mount and unmount; 7 through pallet.oci/pallet.storage, one with
-podman commands. Expected refusals (not found, in use) are counted; anything
-else fails the test.
+podman commands (ours are paced over podman's slower run, so that the two
+interleave). Expected refusals (not found, in use; podman's too, including
+c/image's own commit race) are counted; anything else fails the test, as
+does a broken invariant seen by a worker of ours under the read locks.
 
 Afterwards, before anything else touches the store:
 
 - every JSON file of the store parses, and ``podman images`` succeeds;
 - every image's layer chain is in layers.json (with its config's diff_ids,
-  in order), every container's layer and
-  image too; no layer is orphaned (each is an image's top layer, a
-  container's layer, or a parent of one); no layer is flagged;
+  in order), every container's layer and image too; no layer is orphaned
+  (each is an image's top layer, a container's layer, or a parent of one);
+  no layer is flagged (incomplete, or pending a container);
 - each layer has its directory (overlay: and its ``l/`` link), and no layer
   directory or tar-split file is left that layers.json does not list;
 - mountpoints.json lists exactly what is mounted (/proc/self/mountinfo);
-- ``podman images --format json`` shows exactly our images (IDs and names).
+- ``podman images --all --format json`` shows exactly our images (IDs and
+  names).
 
 Then everything is unmounted and removed (podman's containers by podman,
-ours and the images by us), and the store must be empty with no mount left.
+ours and the images by us), and the store must be empty with no mount left
+(but the overlay home's own bind mount).
 
 The seed is printed; PALLET_CONCURRENCY_SEED=N replays the same operation
 lists (the interleaving is the scheduler's). PALLET_CONCURRENCY_OPERATIONS=N
