@@ -225,7 +225,7 @@ def main() -> int:
 
     progress = base / f"progress-{index}.jsonl"
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for the stacks of a hung worker
-    prefix = "pm" if is_podman else f"w{index}"
+    prefix = f"pm{index}" if is_podman else f"w{index}"
     mine: list[str] = []       # my containers
     mounted: list[str] = []    # one entry per mount of mine not yet undone
     created = 0
