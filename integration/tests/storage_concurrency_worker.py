@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("pull", "tag", "untag", "rmi", "create", "rm", "mount", "unmount")
-WEIGHTS = (4, 3, 2, 3, 3, 2, 2, 2)
+WEIGHTS = (4, 3, 2, 4, 2, 3, 2, 2)  # rm above create: containers do not pin every image for long
 
 # podman's messages for the refusals our lib raises as NotFound / InUse / DuplicateName. "layer not known"
 # is c/image 5.23's own race: its commit finds the layers in one store call and creates the image in
