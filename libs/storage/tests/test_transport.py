@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -215,6 +216,34 @@ def test_a_killed_destinations_temp_dir_is_removed_by_the_next_one(roots: Roots,
             assert dest_dir.exists()  # a live destination's directory is kept (its lock is held)
         live.put_blob(io.BytesIO(config.data), BlobInfo(Digest.parse(config.digest)), is_config=True)
     assert not list((roots.root / "tmp").iterdir())
+
+
+def test_a_destination_being_set_up_is_never_taken_for_a_killed_ones(roots: Roots, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process's stale-directory sweep, run at the worst moment of a new destination's set-up (just
+    before it locks its lock file), must leave the new directory alone."""
+    import pallet.storage.transport as transport_module
+
+    tmp = roots.root / "tmp"
+    tmp.mkdir(parents=True)
+    real_flock = fcntl.flock
+    swept: list[list[str]] = []
+
+    def flock_after_a_sweep(fd: int, operation: int) -> None:
+        if not swept:  # the new destination's own lock: another process sweeps first
+            swept.append([])
+            swept[0] = transport_module._Staging.remove_stale(str(tmp))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(transport_module.fcntl, "flock", flock_after_a_sweep)
+    staging = transport_module._Staging(str(tmp))
+    monkeypatch.setattr(transport_module.fcntl, "flock", real_flock)
+    try:
+        assert swept == [[]]
+        assert os.path.isdir(staging.path) and os.path.exists(os.path.join(staging.path, ".lock"))
+        assert transport_module._Staging.remove_stale(str(tmp)) == []  # locked: kept
+    finally:
+        staging.close()
+    assert list(tmp.iterdir()) == []
 
 
 def test_a_bracketed_store_is_rootless_when_the_process_is(tmp_path: Path) -> None:

@@ -459,8 +459,19 @@ class _Staging:
     def __init__(self, tmp: str) -> None:
         self.remove_stale(tmp)
         self.path = tempfile.mkdtemp(prefix=self.PREFIX, dir=tmp)
-        self._fd: int | None = os.open(os.path.join(self.path, self._LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        # The lock file appears already locked: it is made and locked under another name, then renamed.
+        # Made in place, another process's remove_stale could find it between the open and the flock,
+        # take the lock and remove the live directory (seen with 8 processes pulling at once).
+        draft = os.path.join(self.path, self._LOCK + ".new")
+        fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(draft, os.path.join(self.path, self._LOCK))
+        except BaseException:
+            os.close(fd)
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        self._fd: int | None = fd
 
     @classmethod
     def remove_stale(cls, tmp: str) -> list[str]:
