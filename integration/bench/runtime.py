@@ -20,6 +20,8 @@ time goes (``--profile``, on by default; ``--no-profile`` skips it):
 
 - ``-X importtime`` of ``pallet-runtime run``: the import total and the heaviest
   modules (cumulative);
+- cProfile of one ``pallet-runtime run`` in a new interpreter: its steps (imports,
+  config.json through pydantic, launch, start, wait, delete);
 - cProfile of the in-process ``Runtime.run`` over the runs: the top functions by
   cumulative and by own time (the parent's side only: the forked processes are
   not profiled, their time shows as the parent waiting on them);
@@ -183,6 +185,34 @@ def import_profile(runner: Runner, top: int) -> None:
           f"(its models built at import), pallet.runtime {runtime_ms / 1000:.0f} ms")
 
 
+CLI_STEPS = (
+    ("cli/main.py", "main", "main(): the whole command"),
+    ("cli/commands/_create_options.py", "<module>", "  import of the run command (containers, pallet.oci.spec.runtime, pydantic)"),
+    ("pallet/runtime/bundle.py", "load_bundle", "  load_bundle: config.json through pydantic"),
+    ("_model_construction.py", "complete_model_class", "    of which building the deferred validators on first use"),
+    ("pallet/runtime/launch.py", "launch", "  launch: fork, namespaces, mounts, until the container is created"),
+    ("pallet/runtime/containers.py", "start", "  start"),
+    ("pallet/runtime/containers.py", "_wait_forwarding_signals", "  waiting for /bin/true"),
+    ("pallet/runtime/containers.py", "delete", "  delete"),
+)
+
+
+def cli_profile(runner: Runner) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".prof") as output:
+        command = [sys.executable, "-m", "cProfile", "-o", output.name, "-m", "pallet.runtime",
+                   *runner.command("cprofile")[1:]]
+        start = time.perf_counter()
+        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        wall = time.perf_counter() - start
+        runner._cleanup("cprofile")
+        stats = pstats.Stats(output.name).stats  # type: ignore[attr-defined]
+    print(f"\ncProfile of one `pallet-runtime run` in a new interpreter ({wall * 1000:.0f} ms wall under the profiler; "
+          f"cumulative ms):")
+    for file_part, function, label in CLI_STEPS:
+        seconds = sum(entry[3] for (filename, _, name), entry in stats.items() if name == function and file_part in filename)
+        print(f"  {seconds * 1000:7.1f}  {label}")
+
+
 def api_profile(runner: ApiRunner, runs: int, top: int) -> None:
     profile = cProfile.Profile()
     profile.enable()
@@ -285,6 +315,7 @@ def main() -> int:
             rootless_runners = rootless(work, args.runs, crun)
         if args.profile:
             import_profile(ours, args.top)
+            cli_profile(ours)
             api_profile(api, min(args.runs, 10), args.top)
             strace_profile([("pallet-runtime", ours), ("crun", peer), *rootless_runners], args.top)
     finally:
