@@ -52,6 +52,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pallet_testing.users import RootlessUser
 
 BIN = Path(sys.executable).parent
 OURS = str(BIN / "pallet-runtime")
@@ -63,7 +67,7 @@ ARGS = ["/bin/true"]
 class Runner:
     """Runs one tool's ``run`` as a new process, as root or as the rootless user."""
 
-    def __init__(self, tool: str, root: Path, bundle: Path, user: object | None = None) -> None:
+    def __init__(self, tool: str, root: Path, bundle: Path, user: RootlessUser | None = None) -> None:
         self.tool, self.root, self.bundle, self.user = tool, root, bundle, user
         self.counter = 0
 
@@ -71,16 +75,16 @@ class Runner:
         return [self.tool, "--root", str(self.root), "run", "--bundle", str(self.bundle), container_id]
 
     def _spawn(self, command: list[str], as_user: bool = True) -> subprocess.CompletedProcess[bytes]:
-        kwargs: dict[str, object] = {}
-        if self.user is not None:
-            kwargs = dict(env=self.user.environment(), cwd=self.user.home)  # type: ignore[attr-defined]
-            if as_user:
-                kwargs.update(user=self.user.uid, group=self.user.gid, extra_groups=[])  # type: ignore[attr-defined]
-        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
+        if self.user is None:
+            return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                              env=self.user.environment(), cwd=self.user.home,
+                              user=self.user.uid if as_user else None, group=self.user.gid if as_user else None,
+                              extra_groups=[] if as_user else None)
 
     def traced(self, strace: list[str], container_id: str) -> None:
         """``run`` under strace, started as root with ``-u`` for the rootless user (newuidmap keeps its setuid bit)."""
-        user = ["-u", self.user.name] if self.user is not None else []  # type: ignore[attr-defined]
+        user = ["-u", self.user.name] if self.user is not None else []
         result = self._spawn([*strace, *user, *self.command(container_id)], as_user=False)
         self._cleanup(container_id)
         if result.returncode != 0:
