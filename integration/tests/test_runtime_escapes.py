@@ -332,10 +332,10 @@ def _setuid(config: Config, bundle: Path) -> None:
 
 def test_a_setuid_binary_gives_no_privileges(runtime: Runner, host: HostState) -> None:
     outcome = runtime.run("ls -ln /bin/suid-escape | cut -c1-10; /bin/suid-escape ids; "
-                          "grep -E '^(NoNewPrivs|CapEff)' /proc/self/status", _setuid)
+                          "grep -E '^(NoNewPrivs|CapEff|Seccomp):' /proc/self/status", _setuid)
     assert outcome.status == 0, outcome.describe()
     assert outcome.stdout.split() == ["-rwsr-xr-x", "uids", "1000", "1000", "1000", "CapEff:", "0000000000000000",
-                                      "NoNewPrivs:", "1"], outcome.describe()
+                                      "NoNewPrivs:", "1", "Seccomp:", "2"], outcome.describe()
 
 
 def _load_module(runner: Runner) -> None:
@@ -408,6 +408,31 @@ def _file_descriptors(runner: Runner, directory: Path) -> None:
 
 def test_no_host_descriptor_beyond_preserve_fds(runtime: Runner, host: HostState, tmp_path: Path) -> None:
     _file_descriptors(runtime, tmp_path)
+
+
+# --- the checks see an escape: with the privileges taken away above, the same attempts succeed
+
+ALL_CAPS = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_MODULE", "CAP_SYS_PTRACE"]
+
+
+def _privileged(config: Config, bundle: Path) -> None:
+    config["process"]["capabilities"] = {name: ALL_CAPS for name in ("bounding", "effective", "permitted")}
+    config["process"]["noNewPrivileges"] = False
+
+
+def test_the_checks_see_an_escape_from_a_privileged_container(runtime: Runner, host: HostState) -> None:
+    """Control: with CAP_SYS_ADMIN and without no_new_privs the mount and the setuid exec go through
+    (in the container's own namespaces: the host stays unchanged), so the tests above would see them."""
+    mounted = runtime.run("mount -t tmpfs none /mnt && echo ESCAPED-tmpfs", _privileged)
+    assert mounted.stdout.split() == ["ESCAPED-tmpfs"], mounted.describe()
+
+    def setuid_without_nnp(config: Config, bundle: Path) -> None:
+        _setuid(config, bundle)
+        _privileged(config, bundle)
+        config["process"]["capabilities"] = {"bounding": ALL_CAPS}
+
+    raised = runtime.run("/bin/suid-escape ids", setuid_without_nnp)
+    assert raised.stdout.split() == ["uids", "1000", "0", "0"], raised.describe()
 
 
 # --- rootless: the same attempts from a user namespace (crun spec --rootless)
