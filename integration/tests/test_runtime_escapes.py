@@ -379,7 +379,9 @@ def test_ptrace_of_a_host_process_fails(runtime: Runner, host: HostState,
     _ptrace(runtime, host_process.pid)
 
 
-FD_SCRIPT = ("ls -l /proc/self/fd/ | grep -o 'host-[a-z]*' | sort; "
+# pid 1's descriptors, and the host files the process can reach; busybox sh runs ls in its own process and
+# keeps its stdout at 10 while ls writes to /tmp/fds
+FD_SCRIPT = ("ls /proc/1/fd > /tmp/fds; echo pid1 $(sort -n /tmp/fds); ls -l /proc/self/fd/ | grep -o 'host-[a-z]*' | sort; "
              "(echo evil >&3) 2>/dev/null && echo wrote3 || echo refused3; "
              "(echo evil >&4) 2>/dev/null && echo wrote4 || echo refused4")
 
@@ -396,12 +398,13 @@ def _file_descriptors(runner: Runner, directory: Path) -> None:
     files = _host_files(directory)
     without = runner.run(FD_SCRIPT, fds=files)
     assert without.status == 0, without.describe()
-    assert without.stdout.split() == ["refused3", "refused4"], without.describe()
+    assert without.stdout.split() == ["pid1", "0", "1", "2", "10", "refused3", "refused4"], without.describe()
     assert [file.read_text() for file in files] == ["untouched\n"] * 2
     # --preserve-fds 1 hands over descriptor 3, and only it
     preserved = runner.run(FD_SCRIPT, extra=["--preserve-fds", "1"], fds=files)
     assert preserved.status == 0, preserved.describe()
-    assert preserved.stdout.split() == ["host-preserved", "wrote3", "refused4"], preserved.describe()
+    assert preserved.stdout.split() == ["pid1", "0", "1", "2", "3", "10", "host-preserved", "wrote3", "refused4"], \
+        preserved.describe()
     assert files[0].read_text() == "untouched\nevil\n"
     assert files[1].read_text() == "untouched\n"
 
