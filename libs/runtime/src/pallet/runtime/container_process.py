@@ -33,6 +33,7 @@ from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.namespaces import join_paths, unshare_others
 from pallet.runtime.process_setup import (
+    close_inherited_fds,
     environment,
     find_executable,
     set_names,
@@ -102,21 +103,10 @@ def _become_namespace_root(plan: LaunchPlan) -> None:
         os.setresuid(0, 0, 0)
 
 
-def _close_inherited_fds(preserve_fds: int) -> None:
-    """Mark every inherited descriptor above the preserved ones close-on-exec."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= 3 + preserve_fds:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the descriptor of the listing itself, closed already
-
-
 def run_container_init(plan: LaunchPlan, to_runtime: int, from_runtime: int, fifo: int) -> NoReturn:
     try:
         host_null = k.open_tree_clone("/dev/null")
-        _close_inherited_fds(plan.preserve_fds)
+        close_inherited_fds(plan.preserve_fds)
         executable, state = _set_up(plan, host_null, to_runtime, from_runtime)
         sync.send(to_runtime, ready=True)
         os.close(to_runtime)

@@ -23,7 +23,7 @@ from pallet.runtime import sync
 from pallet.runtime.capabilities import apply_capabilities
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.namespaces import NAMESPACE_FLAGS
-from pallet.runtime.process_setup import environment, find_executable, set_rlimits
+from pallet.runtime.process_setup import close_inherited_fds, environment, find_executable, set_rlimits
 from pallet.runtime.seccomp import load_seccomp
 
 # /proc/<pid>/ns names, in the order they are joined (user first, mount last but one: pid applies to children)
@@ -68,6 +68,7 @@ def start_exec(plan: ExecPlan) -> int:
 
 def _join_and_fork(plan: ExecPlan, to_runtime: int) -> NoReturn:
     try:
+        close_inherited_fds(plan.preserve_fds)  # while /proc is still the runtime's
         _join_namespaces(plan.init_pid)
         pid = os.fork()
         if pid == 0:
