@@ -15,6 +15,7 @@ ptrace. crun is the peer: it must block the same attempts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -216,6 +217,47 @@ class Runner:
             else:
                 subprocess.run(delete, capture_output=True, timeout=60)
             shutil.rmtree(bundle, ignore_errors=True)
+
+
+    def _command(self, argv: Sequence[str], fds: Sequence[Path]) -> Outcome:
+        opens = "".join(f'exec {3 + n}>>"{file}"; ' for n, file in enumerate(fds))
+        wrapped = ["sh", "-c", f'{opens}exec "$@"', "sh", *argv]
+        if self.user is not None:
+            done = self.user.run(wrapped, timeout=60)
+            return Outcome(done.returncode, done.stdout.decode(), done.stderr.decode())
+        result = subprocess.run(wrapped, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return Outcome(result.returncode, result.stdout, result.stderr)
+
+    @contextlib.contextmanager
+    def running(self, change: Change | None = None) -> Iterator[str]:
+        """A container created and started with the same configuration, running ``sleep``; its ID."""
+        self.started += 1
+        container_id = f"escape-{os.getpid()}-{self.started}"
+        bundle = self.bundle_root / f"bundle-{self.started}"
+
+        def prepare(config: Config, path: Path) -> None:
+            shutil.copy2(self.helper, path / "rootfs" / "bin" / "escape")
+            if change is not None:
+                change(config, path)
+            podman_seccomp(config, path)
+
+        write_bundle(bundle, "exec sleep 600", prepare, (self.user.uid, self.user.gid) if self.user else None)
+        try:
+            # the container keeps create's stdio: no pipe, or waiting for its end would wait for the container
+            created = subprocess.run([*self.argv, "create", "--bundle", str(bundle), container_id],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     timeout=60)
+            assert created.returncode == 0, f"{self.name} create failed"
+            started = subprocess.run([*self.argv, "start", container_id], capture_output=True, text=True, timeout=60)
+            assert started.returncode == 0, started.stderr
+            yield container_id
+        finally:
+            subprocess.run([*self.argv, "delete", "--force", container_id], capture_output=True, timeout=60)
+            shutil.rmtree(bundle, ignore_errors=True)
+
+    def exec(self, container_id: str, script: str, *, extra: Sequence[str] = (), fds: Sequence[Path] = ()) -> Outcome:
+        """``exec`` of ``sh -c script`` in the running container, started with ``fds`` as :meth:`run` does."""
+        return self._command([*self.argv, "exec", *extra, container_id, "sh", "-c", script], fds)
 
 
 def _argv(name: str, crun: str, state: Path) -> list[str]:
@@ -454,4 +496,28 @@ def test_rootless_escapes_fail(rootless_runtime: Runner, host: HostState, host_p
     files.mkdir()
     files.chmod(0o777)
     _file_descriptors(rootless_runtime, files)
+    assert os.uname().nodename == host.hostname
+
+
+# --- the same through exec: a process added to a running container is held as its first one is
+
+def test_exec_escapes_fail(runtime: Runner, host: HostState, host_process: subprocess.Popen[bytes],
+                           tmp_path: Path) -> None:
+    with runtime.running() as container_id:
+        status = runtime.exec(container_id, "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status")
+        # the config's three capabilities (kill, net_bind_service, audit_write) and the filter; no_new_privs is
+        # off, as runc's and crun's exec leave it without --no-new-privs
+        assert status.stdout.split() == ["CapEff:", "0000000020000420", "NoNewPrivs:", "0", "Seccomp:", "2"], \
+            status.describe()
+        mounted = runtime.exec(container_id, "mount -t tmpfs none /mnt && echo ESCAPED || echo refused; "
+                                             "escape init_module; hostname evil 2>/dev/null || echo refused; "
+                                             f"escape ptrace {host_process.pid}")
+        assert mounted.stdout.split("\n")[:4] == ["refused", "init_module refused: EPERM", "refused",
+                                                  "ptrace refused: ESRCH"], mounted.describe()
+        files = _host_files(tmp_path)
+        without = runtime.exec(container_id, FD_SCRIPT.replace("/proc/1/fd", "/proc/self/fd"), fds=files)
+        assert "host-" not in without.stdout and "wrote" not in without.stdout, without.describe()
+        preserved = runtime.exec(container_id, FD_SCRIPT, extra=["--preserve-fds", "1"], fds=files)
+        assert preserved.stdout.split()[-3:] == ["host-preserved", "wrote3", "refused4"], preserved.describe()
+        assert files[1].read_text() == "untouched\n"
     assert os.uname().nodename == host.hostname
