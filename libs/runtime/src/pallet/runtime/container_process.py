@@ -105,6 +105,8 @@ def _become_namespace_root(plan: LaunchPlan) -> None:
 
 def run_container_init(plan: LaunchPlan, to_runtime: int, from_runtime: int, fifo: int) -> NoReturn:
     try:
+        if not plan.bundle.new_user_namespace():
+            _not_dumpable()  # in a user namespace, /proc/self would become the host root's: see the end of _set_up
         host_null = k.open_tree_clone("/dev/null")
         close_inherited_fds(plan.preserve_fds)
         executable, state = _set_up(plan, host_null, to_runtime, from_runtime)
@@ -189,7 +191,15 @@ def _set_up(plan: LaunchPlan, host_null: int, to_runtime: int, from_runtime: int
         os.chdir(process.cwd)
     except OSError as error:
         raise KernelCallFailed("chdir", error.errno or 0, process.cwd) from None
+    _not_dumpable()
     return executable, state
+
+
+def _not_dumpable() -> None:
+    """Until execve the process is the runtime (the host's Python): the processes an exec adds to a created
+    container, or a container sharing its pid namespace, must not reach its /proc/<pid>/exe (the host's
+    interpreter, CVE-2019-5736), fd (the exec fifo), root, mem or environ. execve makes the program dumpable."""
+    k.prctl(k.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
 
 
 def _exec(plan: LaunchPlan, executable: str) -> NoReturn:

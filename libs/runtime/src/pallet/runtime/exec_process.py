@@ -69,6 +69,10 @@ def start_exec(plan: ExecPlan) -> int:
 def _join_and_fork(plan: ExecPlan, to_runtime: int) -> NoReturn:
     try:
         close_inherited_fds(plan.preserve_fds)  # while /proc is still the runtime's
+        # Until execve the process is the runtime (the host's Python): not dumpable, so the container's processes
+        # cannot open its /proc/<pid>/exe (the host's interpreter, CVE-2019-5736), fd, mem, root or environ.
+        # execve makes the program dumpable again.
+        k.prctl(k.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
         _join_namespaces(plan.init_pid)
         pid = os.fork()
         if pid == 0:
