@@ -229,8 +229,8 @@ class Runner:
         return Outcome(result.returncode, result.stdout, result.stderr)
 
     @contextlib.contextmanager
-    def running(self, change: Change | None = None) -> Iterator[str]:
-        """A container created and started with the same configuration, running ``sleep``; its ID."""
+    def running(self, change: Change | None = None, script: str = "exec sleep 600", start: bool = True) -> Iterator[str]:
+        """A container created (and started) with the same configuration, running ``script``; its ID."""
         self.started += 1
         container_id = f"escape-{os.getpid()}-{self.started}"
         bundle = self.bundle_root / f"bundle-{self.started}"
@@ -241,15 +241,17 @@ class Runner:
                 change(config, path)
             podman_seccomp(config, path)
 
-        write_bundle(bundle, "exec sleep 600", prepare, (self.user.uid, self.user.gid) if self.user else None)
+        write_bundle(bundle, script, prepare, (self.user.uid, self.user.gid) if self.user else None)
         try:
             # the container keeps create's stdio: no pipe, or waiting for its end would wait for the container
             created = subprocess.run([*self.argv, "create", "--bundle", str(bundle), container_id],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      timeout=60)
             assert created.returncode == 0, f"{self.name} create failed"
-            started = subprocess.run([*self.argv, "start", container_id], capture_output=True, text=True, timeout=60)
-            assert started.returncode == 0, started.stderr
+            if start:
+                started = subprocess.run([*self.argv, "start", container_id], capture_output=True, text=True,
+                                         timeout=60)
+                assert started.returncode == 0, started.stderr
             yield container_id
         finally:
             subprocess.run([*self.argv, "delete", "--force", container_id], capture_output=True, timeout=60)
@@ -521,3 +523,41 @@ def test_exec_escapes_fail(runtime: Runner, host: HostState, host_process: subpr
         assert preserved.stdout.split()[-3:] == ["host-preserved", "wrote3", "refused4"], preserved.describe()
         assert files[1].read_text() == "untouched\n"
     assert os.uname().nodename == host.hostname
+
+
+# --- the runtime itself: until it execs the program, a process in the container is the host's runtime
+# (for pallet-runtime the host's Python): its /proc/<pid>/exe, fd, root must be out of the container's reach
+# (CVE-2019-5736: a container overwrote the host's runc through /proc/<pid>/exe)
+
+RUNTIME_PROC = ("readlink /proc/1/exe || echo refused-exe-link; "
+                "head -c 4 /proc/1/exe >/dev/null 2>&1 && echo ESCAPED-exe || echo refused-exe; "
+                "ls /proc/1/root/ >/dev/null 2>&1 && echo ESCAPED-root || echo refused-root; "
+                "readlink /proc/1/fd/0 || echo refused-fd")
+
+
+def test_a_created_containers_init_is_out_of_reach(runtime: Runner, host: HostState) -> None:
+    """Between create and start, init is the runtime; a process exec'd into the container looks at it."""
+    with runtime.running(start=False) as container_id:
+        outcome = runtime.exec(container_id, RUNTIME_PROC)
+    assert outcome.stdout.split() == ["refused-exe-link", "refused-exe", "refused-root", "refused-fd"], \
+        outcome.describe()
+
+
+WATCHER = r"""
+while true; do
+  for p in /proc/[0-9]*; do
+    l=$(readlink $p/exe 2>/dev/null) || continue
+    case "$l" in /bin/busybox|/bin/escape) ;; *) echo "$p $l" >> /tmp/seen;; esac
+  done
+done
+"""
+
+
+def test_an_exec_in_progress_is_out_of_reach(runtime: Runner, host: HostState) -> None:
+    """A watcher in the container reads the exe link of every process it sees while execs come and go:
+    it must only ever see the container's programs, never the runtime's binary."""
+    with runtime.running(script=WATCHER) as container_id:
+        for _ in range(20):
+            assert runtime.exec(container_id, "true").status == 0
+        seen = runtime.exec(container_id, "cat /tmp/seen 2>/dev/null; echo end")
+    assert seen.stdout.split() == ["end"], seen.describe()
