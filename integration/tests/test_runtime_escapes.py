@@ -202,20 +202,10 @@ class Runner:
             podman_seccomp(config, path)
 
         write_bundle(bundle, script, prepare, owner)
-        opens = "".join(f'exec {3 + n}>>"{file}"; ' for n, file in enumerate(fds))
-        argv = ["sh", "-c", f'{opens}exec "$@"', "sh", *self.argv, "run", *extra, "--bundle", str(bundle), container_id]
         try:
-            if self.user is not None:
-                done = self.user.run(argv, timeout=60)
-                return Outcome(done.returncode, done.stdout.decode(), done.stderr.decode())
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            return Outcome(result.returncode, result.stdout, result.stderr)
+            return self._command([*self.argv, "run", *extra, "--bundle", str(bundle), container_id], fds)
         finally:
-            delete = [*self.argv, "delete", "--force", container_id]
-            if self.user is not None:
-                self.user.run(delete, timeout=60)
-            else:
-                subprocess.run(delete, capture_output=True, timeout=60)
+            self._command([*self.argv, "delete", "--force", container_id], ())
             shutil.rmtree(bundle, ignore_errors=True)
 
 
@@ -244,17 +234,15 @@ class Runner:
         write_bundle(bundle, script, prepare, (self.user.uid, self.user.gid) if self.user else None)
         try:
             # the container keeps create's stdio: no pipe, or waiting for its end would wait for the container
-            created = subprocess.run([*self.argv, "create", "--bundle", str(bundle), container_id],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     timeout=60)
-            assert created.returncode == 0, f"{self.name} create failed"
+            created = self._command(["sh", "-c", '"$@" </dev/null >/dev/null 2>&1', "sh",
+                                     *self.argv, "create", "--bundle", str(bundle), container_id], ())
+            assert created.status == 0, f"{self.name} create failed"
             if start:
-                started = subprocess.run([*self.argv, "start", container_id], capture_output=True, text=True,
-                                         timeout=60)
-                assert started.returncode == 0, started.stderr
+                started = self._command([*self.argv, "start", container_id], ())
+                assert started.status == 0, started.describe()
             yield container_id
         finally:
-            subprocess.run([*self.argv, "delete", "--force", container_id], capture_output=True, timeout=60)
+            self._command([*self.argv, "delete", "--force", container_id], ())
             shutil.rmtree(bundle, ignore_errors=True)
 
     def exec(self, container_id: str, script: str, *, extra: Sequence[str] = (), fds: Sequence[Path] = ()) -> Outcome:
@@ -561,3 +549,29 @@ def test_an_exec_in_progress_is_out_of_reach(runtime: Runner, host: HostState) -
             assert runtime.exec(container_id, "true").status == 0
         seen = runtime.exec(container_id, "cat /tmp/seen 2>/dev/null; echo end")
     assert seen.stdout.split() == ["end"], seen.describe()
+
+
+@pytest.mark.rootless
+def test_rootless_exec_escapes_fail(rootless_runtime: Runner, host: HostState,
+                                    host_process: subprocess.Popen[bytes], rootless_tmp_path: Path) -> None:
+    runtime = rootless_runtime
+    with runtime.running(start=False) as container_id:
+        outcome = runtime.exec(container_id, RUNTIME_PROC)
+    # without privilege neither runtime can join a created container's user namespace (init is not dumpable)
+    assert (outcome.status != 0 and not outcome.stdout) or \
+        outcome.stdout.split() == ["refused-exe-link", "refused-exe", "refused-root", "refused-fd"], outcome.describe()
+    with runtime.running(script=WATCHER) as container_id:
+        for _ in range(10):
+            assert runtime.exec(container_id, "true").status == 0
+        attempts = runtime.exec(container_id, "mount -t tmpfs none /mnt 2>/dev/null && echo ESCAPED || echo refused; "
+                                              f"escape init_module; escape ptrace {host_process.pid}; "
+                                              "cat /tmp/seen 2>/dev/null; echo end")
+        assert attempts.stdout.splitlines() == ["refused", "init_module refused: EPERM", "ptrace refused: ESRCH",
+                                                "end"], attempts.describe()
+        files = rootless_tmp_path / "files"
+        files.mkdir()
+        files.chmod(0o777)
+        host_files = _host_files(files)
+        without = runtime.exec(container_id, FD_SCRIPT.replace("/proc/1/fd", "/proc/self/fd"), fds=host_files)
+        assert "host-" not in without.stdout and "wrote" not in without.stdout, without.describe()
+        assert [file.read_text() for file in host_files] == ["untouched\n"] * 2
