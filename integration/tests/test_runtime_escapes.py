@@ -137,26 +137,38 @@ def _modules() -> str:
     return path.read_text() if path.exists() else "(no module support)"
 
 
+def _cgroup_release_files() -> dict[str, str]:
+    """The host's cgroup v1 release settings (notify_on_release, release_agent of each hierarchy's root)."""
+    files = [*Path("/sys/fs/cgroup").glob("*/notify_on_release"), *Path("/sys/fs/cgroup").glob("*/release_agent")]
+    return {str(path): path.read_text() for path in files}
+
+
 @dataclass(frozen=True)
 class HostState:
     hostname: str
     mounts: list[str]
     modules: str
     core_uses_pid: str
+    cgroup_release: dict[str, str]
 
     @classmethod
     def now(cls) -> HostState:
-        return cls(os.uname().nodename, _mounts(), _modules(), Path("/proc/sys/kernel/core_uses_pid").read_text())
+        return cls(os.uname().nodename, _mounts(), _modules(), Path("/proc/sys/kernel/core_uses_pid").read_text(),
+                   _cgroup_release_files())
 
 
 @pytest.fixture
 def host() -> Iterator[HostState]:
-    """The host as it was before the test; it must be the same after."""
+    """The host as it was before the test; it must be the same after (what a test can put back is put back
+    before the assertion fails)."""
     before = HostState.now()
     yield before
     after = HostState.now()
-    if after.core_uses_pid != before.core_uses_pid:  # put it back before failing
+    if after.core_uses_pid != before.core_uses_pid:
         Path("/proc/sys/kernel/core_uses_pid").write_text(before.core_uses_pid)
+    for name, value in before.cgroup_release.items():
+        if after.cgroup_release.get(name) != value:
+            Path(name).write_text(value.strip() or "\n")
     assert after == before
 
 
@@ -575,3 +587,27 @@ def test_rootless_exec_escapes_fail(rootless_runtime: Runner, host: HostState,
         without = runtime.exec(container_id, FD_SCRIPT.replace("/proc/1/fd", "/proc/self/fd"), fds=host_files)
         assert "host-" not in without.stdout and "wrote" not in without.stdout, without.describe()
         assert [file.read_text() for file in host_files] == ["untouched\n"] * 2
+
+
+# --- the cgroup file system: podman's config mounts it read-only; the host's release_agent and its
+# hierarchies must stay out of reach (CVE-2022-0492)
+
+def _cgroup_mount(config: Config, bundle: Path) -> None:
+    config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+
+
+CGROUP_SCRIPT = ("for h in /sys/fs/cgroup/*; do "
+                 "  mkdir $h/escape 2>/dev/null && echo ESCAPED-mkdir-$h; "
+                 "  [ -e $h/release_agent ] && { echo /evil > $h/release_agent; } 2>/dev/null && echo ESCAPED-agent-$h; "
+                 "  [ -e $h/notify_on_release ] && { echo 1 > $h/notify_on_release; } 2>/dev/null && echo ESCAPED-notify-$h; "
+                 "done; echo end")
+
+
+def test_the_host_cgroups_stay_read_only(runtime: Runner, host: HostState) -> None:
+    outcome = runtime.run(CGROUP_SCRIPT, _cgroup_mount)
+    made = list(Path("/sys/fs/cgroup").glob("*/escape"))
+    for directory in made:  # a cgroup made by the container: removed before failing
+        directory.rmdir()
+    assert outcome.stdout.split() == ["end"], outcome.describe()
+    assert not made
