@@ -498,6 +498,8 @@ def test_rootless_escapes_fail(rootless_runtime: Runner, host: HostState, host_p
     files.mkdir()
     files.chmod(0o777)
     _file_descriptors(rootless_runtime, files)
+    cgroups = rootless_runtime.run(CGROUP_SCRIPT, _cgroup_mount)
+    assert cgroups.stdout.split() == ["end"], cgroups.describe()
     assert os.uname().nodename == host.hostname
 
 
