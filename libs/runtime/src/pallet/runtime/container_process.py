@@ -33,6 +33,7 @@ from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.hooks import hooks_of, run_hooks
 from pallet.runtime.namespaces import join_paths, unshare_others
 from pallet.runtime.process_setup import (
+    close_inherited_fds,
     environment,
     find_executable,
     set_names,
@@ -102,21 +103,12 @@ def _become_namespace_root(plan: LaunchPlan) -> None:
         os.setresuid(0, 0, 0)
 
 
-def _close_inherited_fds(preserve_fds: int) -> None:
-    """Mark every inherited descriptor above the preserved ones close-on-exec."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= 3 + preserve_fds:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the descriptor of the listing itself, closed already
-
-
 def run_container_init(plan: LaunchPlan, to_runtime: int, from_runtime: int, fifo: int) -> NoReturn:
     try:
+        if not plan.bundle.new_user_namespace():
+            _not_dumpable()  # in a user namespace, /proc/self would become the host root's: see the end of _set_up
         host_null = k.open_tree_clone("/dev/null")
-        _close_inherited_fds(plan.preserve_fds)
+        close_inherited_fds(plan.preserve_fds)
         executable, state = _set_up(plan, host_null, to_runtime, from_runtime)
         sync.send(to_runtime, ready=True)
         os.close(to_runtime)
@@ -199,7 +191,15 @@ def _set_up(plan: LaunchPlan, host_null: int, to_runtime: int, from_runtime: int
         os.chdir(process.cwd)
     except OSError as error:
         raise KernelCallFailed("chdir", error.errno or 0, process.cwd) from None
+    _not_dumpable()
     return executable, state
+
+
+def _not_dumpable() -> None:
+    """Until execve the process is the runtime (the host's Python): the processes an exec adds to a created
+    container, or a container sharing its pid namespace, must not reach its /proc/<pid>/exe (the host's
+    interpreter, CVE-2019-5736), fd (the exec fifo), root, mem or environ. execve makes the program dumpable."""
+    k.prctl(k.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
 
 
 def _exec(plan: LaunchPlan, executable: str) -> NoReturn:

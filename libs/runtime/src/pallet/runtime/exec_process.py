@@ -23,7 +23,7 @@ from pallet.runtime import sync
 from pallet.runtime.capabilities import apply_capabilities
 from pallet.runtime.errors import ContainerSetupFailed, KernelCallFailed
 from pallet.runtime.namespaces import NAMESPACE_FLAGS
-from pallet.runtime.process_setup import environment, find_executable, set_rlimits
+from pallet.runtime.process_setup import close_inherited_fds, environment, find_executable, set_rlimits
 from pallet.runtime.seccomp import load_seccomp
 
 # /proc/<pid>/ns names, in the order they are joined (user first, mount last but one: pid applies to children)
@@ -68,6 +68,11 @@ def start_exec(plan: ExecPlan) -> int:
 
 def _join_and_fork(plan: ExecPlan, to_runtime: int) -> NoReturn:
     try:
+        close_inherited_fds(plan.preserve_fds)  # while /proc is still the runtime's
+        # Until execve the process is the runtime (the host's Python): not dumpable, so the container's processes
+        # cannot open its /proc/<pid>/exe (the host's interpreter, CVE-2019-5736), fd, mem, root or environ.
+        # execve makes the program dumpable again.
+        k.prctl(k.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
         _join_namespaces(plan.init_pid)
         pid = os.fork()
         if pid == 0:

@@ -1,5 +1,6 @@
 """Process attributes of the container process, set after pivot_root: hostname, sysctls,
-rlimits, the OOM score, and the lookup of the executable in the container's PATH."""
+rlimits, the OOM score, and the lookup of the executable in the container's PATH; and the
+descriptors a container's or an exec'd process may inherit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ from pallet.runtime import kernel as k
 from pallet.runtime.errors import BundleError, KernelCallFailed
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def close_inherited_fds(preserve_fds: int) -> None:
+    """Mark every inherited descriptor above stdio and the ``preserve_fds`` after it close-on-exec:
+    the caller's other descriptors (a host file or directory) must not reach the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= 3 + preserve_fds:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the descriptor of the listing itself, closed already
 
 
 def set_names(hostname: str | None, domainname: str | None, has_uts_namespace: bool) -> None:

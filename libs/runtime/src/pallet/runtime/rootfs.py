@@ -63,6 +63,30 @@ def remount_bind(path: str, flags: int) -> None:
     k.mount(None, path, None, k.MS_BIND | k.MS_REMOUNT | flags | kept)
 
 
+def remount_bind_recursive(path: str, flags: int) -> None:
+    """:func:`remount_bind` of ``path`` and of every mount below it: the hierarchies of a bound
+    ``/sys/fs/cgroup`` are mounts of their own, and a read-only top alone would leave them writable."""
+    remount_bind(path, flags)
+    for point in mounts_below(path):
+        remount_bind(point, flags)
+
+
+def mounts_below(path: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """The mount points strictly below ``path`` in this mount namespace, parents first (``path`` may go
+    through the rootfs's ``/proc/self/fd/N``: mountinfo has the real path)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open(mountinfo, encoding="utf-8") as stream:
+        points = [_unescape(line.split()[4]) for line in stream if line.strip()]
+    return sorted({point for point in points if point.startswith(prefix)}, key=lambda point: (point.count("/"), point))
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("040", "011", "012", "134"):
+        field = field.replace("\\" + code, chr(int(code, 8)))
+    return field
+
+
 def bind_rootfs(bundle: Bundle) -> int:
     """Stop propagation to the host, bind the rootfs onto itself and return an ``O_PATH``
     descriptor of that bind mount. Call while the process still has the runtime's
@@ -163,7 +187,7 @@ class RootfsBuilder:
             k.mount("/sys/fs/cgroup", f"/proc/self/fd/{fd}", None, k.MS_BIND | k.MS_REC)
         finally:
             os.close(fd)
-        remount_bind(target, flags & BIND_REMOUNT_FLAGS)
+        remount_bind_recursive(target, flags & BIND_REMOUNT_FLAGS)
 
     def populate_dev(self) -> None:
         for device in STANDARD_DEVICES:
