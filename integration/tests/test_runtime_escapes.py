@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from pallet_testing.plugin import unavailable
 from pallet_testing.bundles import PALLET_RUNTIME, Change, Config, set_field, write_bundle
 from pallet_testing.users import RootlessUser
 
@@ -79,13 +80,13 @@ int main(int argc, char **argv) {
 def helper(tmp_path_factory: pytest.TempPathFactory) -> Path:
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
-        pytest.skip("no C compiler for the static helper (Debian package: gcc)")
+        unavailable("no C compiler for the static helper (Debian package: gcc)")
     directory = tmp_path_factory.mktemp("escape-helper")
     (directory / "escape.c").write_text(HELPER_SOURCE)
     built = subprocess.run([compiler, "-static", "-O2", "-o", str(directory / "escape"), str(directory / "escape.c")],
                            capture_output=True, text=True)
     if built.returncode != 0:
-        pytest.skip(f"the static helper does not build (static libc missing?): {built.stderr[-500:]}")
+        unavailable(f"the static helper does not build (Debian package: libc6-dev): {built.stderr[-500:]}")
     return directory / "escape"
 
 
@@ -94,7 +95,7 @@ def helper(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def podman_seccomp(config: Config, bundle: Path) -> None:
     """``linux.seccomp`` from containers-common's profile, as podman computes it for this config."""
     if not SECCOMP_PROFILE.exists():
-        pytest.skip(f"{SECCOMP_PROFILE} is missing (Debian package: containers-common)")
+        unavailable(f"{SECCOMP_PROFILE} is missing (Debian package: containers-common)")
     profile: dict[str, Any] = json.loads(SECCOMP_PROFILE.read_text())
     caps = set(config["process"].get("capabilities", {}).get("bounding", []))
     architectures: list[str] = []
