@@ -8,7 +8,7 @@ VENV="$REPO/.venv"
 # What the demo needs, and what the tests add: the real registry and the
 # real peers (skopeo, podman, buildah, crun) so that interop tests run.
 DEMO_DEBS=(python3 python3-venv busybox-static uidmap ca-certificates)
-TEST_DEBS=(docker-registry libseccomp2 gcc libc6-dev containers-common openssl apache2-utils skopeo podman buildah crun conmon catatonit fuse-overlayfs slirp4netns git)
+TEST_DEBS=(docker-registry libseccomp2 gcc libc6-dev golang-github-containers-common openssl apache2-utils skopeo podman buildah crun conmon catatonit fuse-overlayfs slirp4netns git)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

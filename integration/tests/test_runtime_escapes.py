@@ -95,7 +95,7 @@ def helper(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def podman_seccomp(config: Config, bundle: Path) -> None:
     """``linux.seccomp`` from containers-common's profile, as podman computes it for this config."""
     if not SECCOMP_PROFILE.exists():
-        unavailable(f"{SECCOMP_PROFILE} is missing (Debian package: containers-common)")
+        unavailable(f"{SECCOMP_PROFILE} is missing (Debian package: golang-github-containers-common)")
     profile: dict[str, Any] = json.loads(SECCOMP_PROFILE.read_text())
     caps = set(config["process"].get("capabilities", {}).get("bounding", []))
     architectures: list[str] = []
