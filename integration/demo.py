@@ -87,16 +87,8 @@ def build(layout: OciLayout, ref: str) -> ParsedManifest[ImageManifest]:
     return manifest
 
 
-def pallet_transfer(*args: str) -> str:
-    """Run the pallet-transfer command installed beside this Python; its stdout."""
-    command = [str(Path(sys.executable).parent / "pallet-transfer"), *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"Error: {' '.join(command[:2])}: {result.stderr.strip()}")
-    return result.stdout
-
-
 def tool(name: str, *args: str) -> str:
+    """Run the Pallet command ``name`` installed beside this Python; its stdout."""
     command = [str(Path(sys.executable).parent / name), *args]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -168,7 +160,8 @@ def main() -> int:
     name = "localhost/pallet/hello:latest"
     if os.geteuid() == 0:
         store = f"[vfs@{workdir / 'store'}+{workdir / 'run'}]"
-        pallet_transfer("--policy", str(policy), "copy", "-q", f"oci:{built.root}:hello", f"containers-storage:{store}{name}")
+        tool("pallet-transfer", "--policy", str(policy), "copy", "-q", f"oci:{built.root}:hello",
+             f"containers-storage:{store}{name}")
         listed = tool("pallet-run", "--root", str(workdir / "store"), "--runroot", str(workdir / "run"),
                       "--storage-driver", "vfs", "images", "--format", "json")
         (image,) = json.loads(listed)
@@ -180,9 +173,9 @@ def main() -> int:
         said = run_unpacked(workdir, built, manifest)
         print(f"3. run    pallet-runtime ran it rootless from an unpacked bundle: {said.strip()}")
     copied_dir = workdir / "copied"
-    pallet_transfer("--policy", str(policy), "copy", "-q", "--dest-compress-format", "zstd",
+    tool("pallet-transfer", "--policy", str(policy), "copy", "-q", "--dest-compress-format", "zstd",
                     f"oci:{built.root}:hello", f"oci:{copied_dir}:hello")
-    inspected = json.loads(pallet_transfer("inspect", f"oci:{copied_dir}:hello"))
+    inspected = json.loads(tool("pallet-transfer", "inspect", f"oci:{copied_dir}:hello"))
     print(f"4. copy   pallet-transfer copy -> oci:{copied_dir}:hello  {inspected['Digest']} (layer now zstd)")
     skopeo = shutil.which("skopeo")
     if skopeo:
