@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import pytest
 
 from pallet_testing.push import push_image
 from pallet_testing.registry import RegistryServer
-from pallet_testing.users import RootlessUser
+from pallet_testing.users import RootlessUser, make_private_home, end_pause_process
 
 pytestmark = [pytest.mark.interop]
 
@@ -86,20 +85,10 @@ def side(request: pytest.FixtureRequest, rootless_tmp_path: Path, podman: str, b
             pytest.skip("the root side needs root")
     else:
         user = request.getfixturevalue("rootless_user")
-    for sub, mode in (("home", 0o755), ("run", 0o700)):
-        path = rootless_tmp_path / sub
-        path.mkdir(mode=mode)
-        path.chmod(mode)
-        if os.geteuid() == 0 and user is not None:
-            os.chown(path, user.uid, user.gid)
+    make_private_home(rootless_tmp_path, user)
     run_root = Path(tempfile.mkdtemp(prefix="pallet-rb-", dir="/tmp"))
     yield Side(user, rootless_tmp_path, run_root)
-    pause = rootless_tmp_path / "run" / "libpod" / "tmp" / "pause.pid"
-    if pause.exists():  # the pause process the test's podman started (private XDG_RUNTIME_DIR): end it
-        try:
-            os.kill(int(pause.read_text().strip()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError):
-            pass
+    end_pause_process(rootless_tmp_path / "run")  # the one the test's podman started (private XDG_RUNTIME_DIR)
     shutil.rmtree(run_root, ignore_errors=True)
 
 

@@ -54,6 +54,7 @@ from pallet.storage.config import StoreOptions
 from pallet.storage.errors import NotFound
 from pallet.storage.store import Store
 from pallet_testing import images
+from pallet_testing.users import end_pause_process, make_private_home
 from pallet_testing.push import push_image
 from pallet_testing.registry import RegistryServer
 
@@ -270,11 +271,7 @@ def test_sigkill_of_a_rootless_pull_leaves_no_process_and_a_usable_store(
     image = crash_image()
     push_image(registry, "crash/image", image, "v1")
     image_id = image.config.digest.split(":", 1)[1]
-    for sub, mode in (("home", 0o755), ("run", 0o700)):
-        (rootless_tmp_path / sub).mkdir(mode=mode)
-        if os.geteuid() == 0:
-            os.chown(rootless_tmp_path / sub, rootless_user.uid, rootless_user.gid)
-    env = rootless_user.environment({"HOME": str(rootless_tmp_path / "home"), "XDG_RUNTIME_DIR": str(rootless_tmp_path / "run")})
+    env = rootless_user.environment(make_private_home(rootless_tmp_path, rootless_user))
     root, run = rootless_tmp_path / "root", rootless_tmp_path / "rr"
     spec = f"containers-storage:[overlay@{root}+{run}]{NAME}"
     argv = [PALLET_TRANSFER, "copy", "--quiet", "--src-tls-verify=false", f"docker://{registry.host}/crash/image:v1", spec]
@@ -316,9 +313,4 @@ def test_sigkill_of_a_rootless_pull_leaves_no_process_and_a_usable_store(
             removed = run_as_user([*podman_argv, "rmi", NAME])  # podman finds the re-pulled image and removes it
             assert removed.returncode == 0 and image_id in removed.stdout, f"{where}: podman rmi: {removed.stderr}"
     finally:
-        pause = rootless_tmp_path / "run" / "libpod" / "tmp" / "pause.pid"
-        if pause.exists():  # the pause process the test's podman started (private XDG_RUNTIME_DIR)
-            try:
-                os.kill(int(pause.read_text().strip()), signal.SIGKILL)
-            except (ValueError, ProcessLookupError):
-                pass
+        end_pause_process(rootless_tmp_path / "run")  # the one the test's podman started (private XDG_RUNTIME_DIR)

@@ -4,14 +4,12 @@ podman and set beside buildah's own commit of the same container (root: vfs and 
 from __future__ import annotations
 
 import ast
-import contextlib
 import gzip
 import hashlib
 import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -24,6 +22,7 @@ from pallet.storage import records
 from pallet.storage.image_store import pulled_big_data
 from pallet.storage.store import Store
 from pallet_testing import images
+from pallet_testing.users import end_pause_process
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the sibling module by path
 from test_containers import Roots, put_image, roots  # noqa: E402,F401 - roots: the fixture, used by name
@@ -341,9 +340,7 @@ def test_rootless_commit_podman_runs_it_and_buildah_commits_alike(  # type: igno
     try:
         _rootless_commit(rootless_user, str(rootless_tmp_path), podman, buildah, driver)
     finally:  # podman's pause process for this --tmpdir: this test's own
-        for pid_file in rootless_tmp_path.glob("r/libpod/**/pause.pid"):
-            with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        end_pause_process(rootless_tmp_path / "r" / "libpod")
 
 
 def _rootless_commit(rootless_user: Any, top: str, podman: str, buildah: str, driver: str) -> None:

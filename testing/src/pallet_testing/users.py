@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import signal
 import shutil
 import subprocess
 import sys
@@ -97,3 +98,27 @@ def ensure_rootless_user() -> RootlessUser:
         os.chown(runtime, entry.pw_uid, entry.pw_gid)
         runtime.chmod(0o700)
     return RootlessUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir), runtime)
+
+
+def make_private_home(top: Path, user: RootlessUser | None) -> dict[str, str]:
+    """``top/home`` (0755) and ``top/run`` (0700), owned by ``user`` (None: the caller), as HOME and XDG_RUNTIME_DIR.
+
+    With its own XDG_RUNTIME_DIR, the rootless podman a test runs keeps its
+    pause process (and pause.pid) to the test: see :func:`end_pause_process`.
+    """
+    for sub, mode in (("home", 0o755), ("run", 0o700)):
+        path = top / sub
+        path.mkdir(mode=mode)
+        path.chmod(mode)
+        if os.geteuid() == 0 and user is not None:
+            os.chown(path, user.uid, user.gid)
+    return {"HOME": str(top / "home"), "XDG_RUNTIME_DIR": str(top / "run")}
+
+
+def end_pause_process(runtime_dir: Path) -> None:
+    """Kill the pause process rootless podman left for ``runtime_dir`` (its XDG_RUNTIME_DIR or --tmpdir), if any."""
+    for pid_file in runtime_dir.glob("**/pause.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (ValueError, ProcessLookupError):
+            pass

@@ -23,6 +23,7 @@ from pallet.storage.userns.idmap import RootlessMapping, parse_proc_map, proc_ma
 from pallet.storage.userns.subids import SUBGID_PATH, SUBUID_PATH, SubIDRange, ranges_for_user
 from pallet.storage.userns.unshare import UsernsSetup, run_in_userns
 from pallet.storage.userns.command import run_unshared
+from pallet_testing.users import end_pause_process
 
 pytestmark = pytest.mark.rootless
 
@@ -93,9 +94,7 @@ def test_the_mapping_is_the_one_podman_unshare_makes(rootless_user: Any, podman:
         theirs = rootless_user.run([podman, "unshare", "cat", "/proc/self/uid_map", "/proc/self/gid_map"],
                                    env={"XDG_RUNTIME_DIR": str(runtime)}, timeout=90)
     finally:
-        pause = runtime / "libpod" / "tmp" / "pause.pid"
-        if pause.exists():
-            os.kill(int(pause.read_text().strip()), 9)
+        end_pause_process(runtime)
     assert theirs.returncode == 0, theirs.stderr.decode(errors="replace")
     podman_maps = parse_proc_map(theirs.stdout.decode())
     assert parse_proc_map(ours[0] + ours[1]) == podman_maps

@@ -9,7 +9,6 @@ the tools set) and exits 3. The outputs and exit statuses must be equal.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from pallet.storage.userns.command import unshare
 from pallet.storage.userns.errors import NoUnshareCommand, UnshareNeedsRootless
+from pallet_testing.users import end_pause_process, make_private_home
 
 pytestmark = [pytest.mark.rootless, pytest.mark.interop]
 
@@ -40,19 +40,8 @@ sys.exit(unshare(sys.argv[2:], style=style, store=store))
 @pytest.fixture
 def private_env(rootless_user: Any, rootless_tmp_path: Path) -> Iterator[dict[str, str]]:
     """A private HOME and XDG_RUNTIME_DIR (podman's pause process is then the test's own, ended at the end)."""
-    for sub, mode in (("home", 0o755), ("run", 0o700)):
-        path = rootless_tmp_path / sub
-        path.mkdir(mode=mode)
-        path.chmod(mode)
-        if os.geteuid() == 0:
-            os.chown(path, rootless_user.uid, rootless_user.gid)
-    yield {"HOME": str(rootless_tmp_path / "home"), "XDG_RUNTIME_DIR": str(rootless_tmp_path / "run")}
-    pause = rootless_tmp_path / "run" / "libpod" / "tmp" / "pause.pid"
-    if pause.exists():
-        try:
-            os.kill(int(pause.read_text().strip()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError):
-            pass
+    yield make_private_home(rootless_tmp_path, rootless_user)
+    end_pause_process(rootless_tmp_path / "run")
 
 
 def _ours(user: Any, style: str, *command: str, env: dict[str, str] | None = None) -> tuple[int, str]:
